@@ -1,0 +1,1 @@
+"""Offline Discord fixtures (filled by the offline Discord work)."""

@@ -1,0 +1,1 @@
+"""PostgreSQL fixtures (filled by the database work)."""
