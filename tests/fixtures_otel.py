@@ -10,6 +10,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_bot.testing.otlp import OTLPReceiver
+
 
 class _SwitchExporter(SpanExporter):
     """Forwards to whichever in-memory exporter the running test owns."""
@@ -48,3 +50,10 @@ def span_exporter() -> Iterator[InMemorySpanExporter]:
 def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
     """The global SDK provider (spans land in ``span_exporter``)."""
     return _GLOBAL_PROVIDER
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OTLPReceiver]:
+    """A real loopback OTLP receiver (gRPC + HTTP), started for the test and stopped after."""
+    with OTLPReceiver() as receiver:
+        yield receiver
