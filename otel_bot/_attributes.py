@@ -40,9 +40,15 @@ DISCORD_LISTENER: Final = "discord.listener"
 DISCORD_TASK_LOOP_NAME: Final = "discord.task_loop.name"
 DISCORD_TASK_LOOP_ITERATION: Final = "discord.task_loop.iteration"
 DISCORD_COG: Final = "discord.cog"
+DISCORD_COMMAND_HYBRID: Final = "discord.command.hybrid"  # bool: a hybrid command (prefix or slash)
+DISCORD_COMPONENT_VIEW: Final = "discord.component.view"  # the View class the item belongs to
+DISCORD_MESSAGE_CREATED_AT: Final = "discord.message.created_at"  # unix ms from the snowflake
+BOT_ROOT_TIMED_OUT: Final = "bot.root.timed_out"  # bool: ended by Settings.root_timeout_s
+BOT_ROOT_PENDING_TASKS: Final = "bot.root.pending_tasks"  # tasks still running at a forced end
 
 # --- Discord REST (OpenTelemetry HTTP client conventions + Discord specifics) --------------
 HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_METHOD_LEGACY: Final = "http.method"  # pre-stable conventions (read only)
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 URL_TEMPLATE: Final = "url.template"
@@ -58,6 +64,7 @@ DISCORD_RATELIMIT_RESET_AFTER: Final = "discord.ratelimit.reset_after"
 DISCORD_RATELIMIT_SCOPE: Final = "discord.ratelimit.scope"
 DISCORD_RATELIMIT_RETRY_AFTER: Final = "discord.ratelimit.retry_after"
 DISCORD_RATELIMIT_GLOBAL: Final = "discord.ratelimit.global"
+DISCORD_REST_WEBHOOK: Final = "discord.rest.webhook"  # bool: sent through the webhook adapter
 
 # --- flows, checkpoints, thresholds ----------------------------------------------------------
 BOT_FLOW_NAME: Final = "bot.flow.name"
@@ -73,6 +80,7 @@ BOT_CHECKPOINT: Final = "bot.checkpoint"  # marks a checkpoint / FlowTracker ste
 BOT_CHECKPOINT_UNCLOSED: Final = "bot.checkpoint.unclosed"
 BOT_CHECKPOINT_MISMATCHED: Final = "bot.checkpoint.mismatched"
 BOT_CHECKPOINT_ELAPSED_MS: Final = "bot.checkpoint.elapsed_ms"
+BOT_CHECKPOINT_STEP_MS: Final = "bot.checkpoint.step_ms"  # ms since the previous checkpoint
 
 # --- database (stable database semantic conventions) -----------------------------------------
 DB_SYSTEM_NAME: Final = "db.system.name"
@@ -91,6 +99,17 @@ DB_POOL_WAIT_MS: Final = "bot.db.pool.wait_ms"
 BOT_DB_SLOW: Final = "bot.db.slow"
 BOT_DB_SLOW_THRESHOLD_MS: Final = "bot.db.slow_threshold_ms"
 BOT_DB_REPEAT_COUNT: Final = "bot.db.repeat_count"
+BOT_DB_DURATION_MS: Final = "bot.db.duration_ms"
+NETWORK_TRANSPORT: Final = "network.transport"
+# Pre-stable keys the contrib DB instrumentations may still emit; translated to the stable ones.
+DB_LEGACY_SYSTEM: Final = "db.system"
+DB_LEGACY_NAME: Final = "db.name"
+DB_LEGACY_STATEMENT: Final = "db.statement"
+DB_LEGACY_USER: Final = "db.user"
+DB_LEGACY_PARAMETERS: Final = "db.statement.parameters"
+NET_LEGACY_PEER_NAME: Final = "net.peer.name"
+NET_LEGACY_PEER_PORT: Final = "net.peer.port"
+NET_LEGACY_TRANSPORT: Final = "net.transport"
 
 # --- executor offloads and the event loop ----------------------------------------------------
 CODE_FUNCTION_NAME: Final = "code.function.name"
@@ -101,8 +120,16 @@ BOT_EXECUTOR_RUN_MS: Final = "bot.executor.run_ms"
 BOT_EXECUTOR_WORKER: Final = "bot.executor.worker"  # thread name or process id
 THREAD_NAME: Final = "thread.name"
 THREAD_ID: Final = "thread.id"
+PROCESS_PID: Final = "process.pid"
 BOT_LOOP_BLOCKED_MS: Final = "bot.event_loop.blocked_ms"
 BOT_LOOP_BLOCKED_THRESHOLD_MS: Final = "bot.event_loop.blocked_threshold_ms"
+
+# --- log records mirrored as span events (the "log" event) ----------------------------------
+LOG_SEVERITY: Final = "log.severity"  # WARNING, ERROR, CRITICAL
+LOG_MESSAGE: Final = "log.message"
+LOG_LOGGER: Final = "log.logger"
+CODE_FILE_PATH: Final = "code.file.path"
+CODE_LINE_NUMBER: Final = "code.line.number"
 
 # --- exceptions (OpenTelemetry exception conventions) ----------------------------------------
 EXCEPTION_TYPE: Final = "exception.type"
@@ -111,6 +138,8 @@ EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 
 # --- span event names --------------------------------------------------------------------------
 EVENT_RATE_LIMITED: Final = "discord.rate_limited"
+EVENT_REST_RETRY: Final = "discord.rest.retry"  # a non-429 response discord.py retried (5xx)
+EVENT_EXCEPTION: Final = "exception"  # OpenTelemetry's exception event, recorded with redacted text
 EVENT_ACK_DEADLINE_MISSED: Final = "discord.interaction.ack_deadline_missed"
 EVENT_COMMAND_OUTCOME: Final = "discord.command.outcome"
 EVENT_THRESHOLD_EXCEEDED: Final = "bot.flow.threshold_exceeded"

@@ -60,7 +60,8 @@ def apply(patches: Iterable[Patch], enabled: Callable[[str], bool] = lambda g: T
         else:
             replacement = _wrap(patch.wrap, raw)
         # Keep the exact original object (descriptor included) so revert restores it with `is`.
-        had_own = isinstance(getattr(owner, "__dict__", None), dict) and patch.name in vars(owner)
+        # (a class __dict__ is a mappingproxy, a module's a dict: test membership, not the type)
+        had_own = patch.name in getattr(owner, "__dict__", {})
         setattr(owner, patch.name, replacement)
         applied.append(Applied(owner, patch.name, raw if had_own else _MISSING, replacement))
     return applied
