@@ -90,6 +90,10 @@ class Settings:
     mirror_logs_as_events: bool = False
     # user hook: called with (span, source object) on every root span start; guarded
     root_hook: Callable[[Any, Any], None] | None = None
+    # root lifetime: a root still waiting on tasks after this long ends anyway (None: never)
+    root_timeout_s: float | None = 900.0
+    # Client.close() flushes pending spans for at most this long (None: no flush)
+    flush_timeout_s: float | None = 5.0
 
     def __post_init__(self) -> None:
         if isinstance(self.user_id_hmac_key, str):
@@ -108,6 +112,12 @@ class Settings:
                 raise ValueError(f"{attr} must be a non-negative number, got {getattr(self, attr)!r}")
         if self.blocking_threshold_ms is not None and not _is_ms(self.blocking_threshold_ms):
             raise ValueError(f"blocking_threshold_ms must be non-negative ms or None, got {self.blocking_threshold_ms!r}")
+        for attr in ("root_timeout_s", "flush_timeout_s"):
+            value = getattr(self, attr)
+            if value is not None and not _is_ms(value):
+                raise ValueError(f"{attr} must be non-negative seconds or None, got {value!r}")
+        if self.root_hook is not None and not callable(self.root_hook):
+            raise TypeError(f"root_hook must be callable(span, source), got {self.root_hook!r}")
         if not isinstance(self.severity_bounds, SeverityBounds):
             raise TypeError("severity_bounds must be an otel_bot.SeverityBounds")
 

@@ -368,11 +368,6 @@ async def test_canaries_never_exported_whole_package(
     assert_no_secrets(our_log_lines(otel_bot_logs), [BOT_TOKEN, *tokens])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="root spans record the escaped exception with span.record_exception (unredacted); "
-    "_roots.py / _events.py / _flow.py should use otel_bot._routes.record_exception (see report)",
-)
 async def test_canaries_never_exported_through_instrument_bot(
     span_exporter: Any, otel_bot_logs: pytest.LogCaptureFixture
 ) -> None:
