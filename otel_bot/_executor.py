@@ -40,7 +40,7 @@ from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import _attributes as A
-from . import _loopwatch, _privacy, _state
+from . import _privacy, _state
 from ._guard import guard
 from ._patching import Patch
 
@@ -282,22 +282,10 @@ def _base_event_loop() -> Any:
     return asyncio.BaseEventLoop
 
 
-#: run_in_executor, plus the blocked-loop detector's patch (``_loopwatch``), which rides on this
-#: module so the one patch table picks it up; its ``instrument`` hook arms it.
+#: run_in_executor (``asyncio.to_thread`` goes through it too).
 PATCHES: tuple[Patch, ...] = (
     Patch(owner=_base_event_loop, name="run_in_executor", wrap=_wrap_run_in_executor, group="executor"),
-    *_loopwatch.PATCHES,
 )
 
 
-def instrument(settings: Any) -> None:
-    """Hook called by ``instrument_bot`` after the patch table is applied: arms the loop watch."""
-    _loopwatch.instrument(settings)
-
-
-def uninstrument() -> None:
-    """Hook called by ``uninstrument_bot`` before the table is reverted."""
-    _loopwatch.uninstrument()
-
-
-__all__ = ["PATCHES", "callable_name", "instrument", "uninstrument"]
+__all__ = ["PATCHES", "callable_name"]

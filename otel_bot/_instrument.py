@@ -44,6 +44,7 @@ MODULES: tuple[str, ...] = (
     "_tasks",
     "_rest",
     "_executor",
+    "_loopwatch",
     "_db",
 )
 

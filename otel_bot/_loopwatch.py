@@ -22,8 +22,7 @@ guess the culprit and measures the stall to the heartbeat's precision.
 
 The unit is the one in the callback's context when it ends. A stall in the very task step that
 ends the root (a blocking call as the last statement of a handler whose root ends in the same step)
-is caught as the root ends: ``Root.end`` calls :func:`note_unit_ending` (patched in
-:data:`PATCHES`), which sees that the running callback has held the loop past the threshold and adds
+is caught as the root ends: ``Root.end`` calls :func:`note_unit_ending`, which sees that the running callback has held the loop past the threshold and adds
 the event while the span is still open (the duration is the stall up to the root's end).
 """
 
@@ -91,7 +90,7 @@ def note_unit_ending(unit: Any) -> None:
     """Call just before a unit's root span ends: if the callback running right now has already
     held the loop past the threshold (a blocking call as the last thing before the end), the event
     goes on the root while it can still take one. The root-span module calls this from
-    ``Root.end`` (patched in :data:`PATCHES`); a hand-made root may call it too."""
+    ``Root.end``; a hand-made root may call it too."""
     threshold = _threshold_s
     current = getattr(_running, "current", None)
     if threshold is None or current is None:
@@ -129,31 +128,12 @@ def _wrap_handle_run(original: Any) -> Any:
     return _run
 
 
-def _wrap_root_end(original: Any) -> Any:
-    def end(self: Any, *args: Any, **kwargs: Any) -> Any:
-        unit = getattr(self, "unit", None)
-        if unit is not None and not unit.ended:
-            note_unit_ending(unit)
-        return original(self, *args, **kwargs)
-
-    return end
-
-
-def _root_class() -> Any:
-    try:
-        from . import _roots
-    except ImportError:  # pragma: no cover - part of the package
-        return None
-    return getattr(_roots, "Root", None)
-
-
 def _handle_class() -> Any:
     return asyncio.events.Handle
 
 
 PATCHES: tuple[Patch, ...] = (
     Patch(owner=_handle_class, name="_run", wrap=_wrap_handle_run, group="event_loop"),
-    Patch(owner=_root_class, name="end", wrap=_wrap_root_end, group="event_loop"),
 )
 
 __all__ = ["PATCHES", "instrument", "note_unit_ending", "uninstrument"]

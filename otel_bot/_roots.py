@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
 from . import _attributes as A
-from . import _outcomes, _privacy, _state
+from . import _loopwatch, _outcomes, _privacy, _state
 from ._config import Settings
 from ._guard import guard
 
@@ -262,6 +262,8 @@ class Root:
             self._timer.cancel()
             self._timer = None
         span = self.span
+        with guard("roots.loopwatch"):
+            _loopwatch.note_unit_ending(self.unit)
         for finalizer in self.finalizers:
             with guard("roots.finalizer"):
                 finalizer(self)

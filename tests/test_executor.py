@@ -48,13 +48,11 @@ def instrument_executor(tracer_provider: TracerProvider) -> Iterator[Callable[..
         settings = Settings(tracer_provider=tracer_provider, **options)
         _state.activate(settings)
         applied.append(_patching.apply(_executor.PATCHES))
-        _executor.instrument(settings)
         return settings
 
     try:
         yield instrument
     finally:
-        _executor.uninstrument()
         while applied:
             _patching.revert(applied.pop())
         _state.deactivate()

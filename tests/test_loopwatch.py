@@ -26,14 +26,14 @@ def watch(tracer_provider: TracerProvider) -> Iterator[Callable[..., Settings]]:
     def instrument(**options: Any) -> Settings:
         settings = Settings(tracer_provider=tracer_provider, **options)
         _state.activate(settings)
-        applied.append(_patching.apply(_executor.PATCHES))
-        _executor.instrument(settings)
+        applied.append(_patching.apply(_executor.PATCHES + _loopwatch.PATCHES))
+        _loopwatch.instrument(settings)
         return settings
 
     try:
         yield instrument
     finally:
-        _executor.uninstrument()
+        _loopwatch.uninstrument()
         while applied:
             _patching.revert(applied.pop())
         _state.deactivate()
@@ -145,15 +145,11 @@ async def test_a_plain_callback_of_the_unit_is_flagged(
 
 
 async def test_uninstrument_restores_handle_run(tracer_provider: TracerProvider) -> None:
-    from otel_bot import _roots
-
-    original, root_end = vars(asyncio.events.Handle)["_run"], vars(_roots.Root)["end"]
-    applied = _patching.apply(_executor.PATCHES)
+    original = vars(asyncio.events.Handle)["_run"]
+    applied = _patching.apply(_loopwatch.PATCHES)
     assert vars(asyncio.events.Handle)["_run"] is not original
-    assert vars(_roots.Root)["end"] is not root_end
     _patching.revert(applied)
     assert vars(asyncio.events.Handle)["_run"] is original
-    assert vars(_roots.Root)["end"] is root_end
     assert await asyncio.sleep(0, result=5) == 5
 
 
