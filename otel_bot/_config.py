@@ -122,8 +122,19 @@ class Settings:
             raise TypeError("severity_bounds must be an otel_bot.SeverityBounds")
 
     def threshold_for(self, flow: str) -> float | None:
-        """The threshold for a flow by the name users see (``queue``, ``/queue``, ``ladder queue``)."""
-        return self.thresholds.get(_flow_key(flow), self.default_threshold_ms)
+        """The threshold for a flow by the name users see.
+
+        A command matches as ``queue``, ``/queue`` or ``ladder queue`` (``!ping`` for prefix
+        ones); a component, modal, event or task loop matches by its root span name
+        (``button JoinButton``, ``event on_message``, ``task matchmaker``) or by the part after
+        the kind word (``JoinButton``, ``on_message`` / ``message``, ``matchmaker``)."""
+        thresholds = self.thresholds
+        if not thresholds:
+            return self.default_threshold_ms
+        for key in _flow_keys(flow):
+            if key in thresholds:
+                return thresholds[key]
+        return self.default_threshold_ms
 
     def event_enabled(self, event: str) -> bool:
         event = _event_name(event)
@@ -138,6 +149,29 @@ def _is_ms(value: Any) -> bool:
 
 def _event_name(name: str) -> str:
     return name[3:] if name.startswith("on_") else name
+
+
+#: The words root span names start with; a threshold may name the flow without them.
+_KIND_WORDS = frozenset(
+    {"button", "select", "modal", "event", "task", "autocomplete", "user", "message", "dynamic", "component"}
+)
+
+
+def _flow_keys(name: str) -> list[str]:
+    """Lookup keys for one flow name, most specific first."""
+    key = _flow_key(name)
+    keys = [key]
+    head, _, rest = key.partition(" ")
+    if rest and head in _KIND_WORDS:
+        keys.append(_flow_key(rest))
+    for k in list(keys):
+        if " " in k:
+            continue
+        if k.startswith("on_"):
+            keys.extend((k[3:], f"event {k}"))
+        else:
+            keys.extend((f"on_{k}", f"event on_{k}", f"task {k}"))
+    return keys
 
 
 def _flow_key(name: str) -> str:

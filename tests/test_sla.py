@@ -152,3 +152,24 @@ def test_evaluate_never_raises_when_not_strict(monkeypatch: pytest.MonkeyPatch) 
         _guard.set_strict(None)
         _guard.reset()
     assert _sla.Severity.OK == "OK"
+
+
+@pytest.mark.parametrize(
+    ("configured", "flow"),
+    [
+        ("queue", "/queue"),
+        ("/ladder queue", "ladder queue"),
+        ("!ping", "ping"),
+        ("JoinButton", "button JoinButton"),
+        ("button JoinButton", "button JoinButton"),
+        ("on_message", "on_message"),
+        ("event on_message", "on_message"),
+        ("message", "on_message"),
+        ("matchmaker", "matchmaker"),
+        ("task matchmaker", "matchmaker"),
+    ],
+)
+def test_threshold_names_as_users_see_them(configured: str, flow: str) -> None:
+    settings = Settings(thresholds={configured: 123.0}, default_threshold_ms=999.0)
+    assert settings.threshold_for(flow) == 123.0
+    assert settings.threshold_for("something else") == 999.0
