@@ -1,0 +1,109 @@
+"""Helpers shared by ``checkpoint()``/``measure()`` (:mod:`otel_bot._flow`) and ``FlowTracker``
+(:mod:`otel_bot._flowtracker`): cleaning attribute values, the user id as the settings allow,
+recording an error on a span, and the parent context new step spans start in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from . import _attributes as A
+from . import _state
+
+# --- attribute values ---------------------------------------------------------------------------
+
+
+def clean_value(value: Any, max_length: int) -> Any:
+    """An OpenTelemetry-valid attribute value: str/bool/int/float (and homogeneous sequences of
+    them) pass, strings are cut to ``max_length``; anything else is ``str()``-ed and cut. ``None``
+    stays ``None`` (the caller drops it)."""
+    if value is None:
+        return None
+    if isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else _cut(str(value), max_length)
+    if isinstance(value, str):
+        return _cut(value, max_length)
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        items = [clean_value(v, max_length) for v in value if v is not None]
+        kinds = {type(v) for v in items}
+        if len(kinds) <= 1 and all(not isinstance(v, tuple) for v in items):
+            return tuple(items)
+        return tuple(_cut(str(v), max_length) for v in items)
+    return _cut(str(value), max_length)
+
+
+def clean_attributes(attributes: Mapping[str, Any] | None, max_length: int | None = None) -> dict[str, Any]:
+    """:func:`clean_value` over a mapping; ``None`` values and non-string keys are dropped."""
+    if not attributes:
+        return {}
+    limit = max_length if max_length is not None else _state.settings_or_default().max_attribute_length
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not key:
+            continue
+        cleaned = clean_value(value, limit)
+        if cleaned is not None:
+            out[key] = cleaned
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def _user_id_value(user_id: Any) -> str | None:
+    """The user id as the settings allow: raw (as a string), HMAC-SHA256 (16 hex chars) or off."""
+    if user_id is None:
+        return None
+    s = _state.settings_or_default()
+    if not s.capture_user_ids:
+        return None
+    raw = str(getattr(user_id, "id", user_id))
+    if s.user_id_hmac_key:
+        return hmac.new(s.user_id_hmac_key, raw.encode(), "sha256").hexdigest()[:16]
+    return raw
+
+
+def _record_error(span: Span, exc: BaseException) -> None:
+    """Record ``exc`` on ``span`` and set ERROR; ``CancelledError`` is not a failure."""
+    if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
+        return
+    if span.is_recording():
+        span.record_exception(exc)
+        span.set_attribute(A.ERROR_TYPE, _qualname(type(exc)))
+    span.set_status(Status(StatusCode.ERROR, _cut(f"{type(exc).__name__}: {exc}", 256)))
+
+
+def _qualname(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+
+
+def _is_noop(tracer: Any) -> bool:
+    """True for a tracer that records nothing: a NoOp one, or the API's proxy before any SDK
+    provider is set (so an uninstrumented bot pays microseconds, not span bookkeeping)."""
+    if isinstance(tracer, trace.NoOpTracer):
+        return True
+    if isinstance(tracer, trace.ProxyTracer):
+        return isinstance(getattr(tracer, "_tracer", None), trace.NoOpTracer)
+    return False
+
+
+def _parent_context() -> otel_context.Context | None:
+    """The context new spans start in: the current span's, else the current unit's root span."""
+    current = trace.get_current_span()
+    if current.get_span_context().is_valid:
+        return None  # the current context already carries it
+    unit = _state.get_unit()
+    if unit is not None and unit.span.get_span_context().is_valid:
+        return trace.set_span_in_context(unit.span)
+    return None
