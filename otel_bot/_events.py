@@ -134,23 +134,16 @@ async def _run_nested(
 # --- flush on close ------------------------------------------------------------------------------
 
 
-def _flush(settings: Any) -> None:
+async def _flush(settings: Any) -> None:
+    """Flush pending spans after ``close()``, bounded by ``flush_timeout_s``; the export runs on a
+    helper thread, so the loop keeps running (and no executor span is made) while it waits."""
     timeout = settings.flush_timeout_s if settings is not None else None
     if timeout is None:
         return
     with guard("events.flush"):
-        try:
-            from . import _setup
-        except ImportError:
-            _setup = None  # type: ignore[assignment]
-        flush = getattr(_setup, "flush", None)
-        if flush is not None:
-            flush(float(timeout), tracer_provider=settings.tracer_provider)
-            return
-        provider = settings.tracer_provider or trace.get_tracer_provider()
-        force_flush = getattr(provider, "force_flush", None)
-        if force_flush is not None:
-            force_flush(int(float(timeout) * 1000))
+        from . import _shutdown
+
+        await _shutdown.flush_async(float(timeout), tracer_provider=settings.tracer_provider)
 
 
 def _wrap_close(original: Any) -> Any:
@@ -159,7 +152,7 @@ def _wrap_close(original: Any) -> Any:
             return await original(self, *args, **kwargs)
         finally:
             if _roots.client_enabled(self) and not _state.is_suppressed():
-                _flush(_state.settings())
+                await _flush(_state.settings())
 
     return close
 

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from . import _attributes as A
-from . import _state
+from . import _privacy, _state
 
 # --- attribute values ---------------------------------------------------------------------------
 
@@ -61,16 +61,16 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _user_id_value(user_id: Any) -> str | None:
-    """The user id as the settings allow: raw (as a string), HMAC-SHA256 (16 hex chars) or off."""
-    if user_id is None:
-        return None
-    s = _state.settings_or_default()
-    if not s.capture_user_ids:
-        return None
-    raw = str(getattr(user_id, "id", user_id))
-    if s.user_id_hmac_key:
-        return hmac.new(s.user_id_hmac_key, raw.encode(), "sha256").hexdigest()[:16]
-    return raw
+    """The user id as the settings allow (raw, HMAC or off): the same transform the root spans
+    use, so a flow and its interaction carry the same value for one user."""
+    settings = _state.settings_or_default()
+    value = _privacy.hash_user_id(user_id, settings)
+    if value is None and user_id is not None and settings.capture_user_ids:
+        # A flow may be keyed by a non-numeric id (a name, a UUID): same transform, as text.
+        raw = _privacy.clean_text(str(getattr(user_id, "id", user_id)))
+        key = settings.user_id_hmac_key
+        value = hmac.new(key, raw.encode(), "sha256").hexdigest() if key else raw
+    return value
 
 
 def _record_error(span: Span, exc: BaseException) -> None:
@@ -78,9 +78,10 @@ def _record_error(span: Span, exc: BaseException) -> None:
     if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
         return
     if span.is_recording():
-        span.record_exception(exc)
         span.set_attribute(A.ERROR_TYPE, _qualname(type(exc)))
-    span.set_status(Status(StatusCode.ERROR, _cut(f"{type(exc).__name__}: {exc}", 256)))
+        _privacy.record_error(span, exc)  # redacted, bounded, encodable
+    else:
+        span.set_status(Status(StatusCode.ERROR))
 
 
 def _qualname(cls: type) -> str:

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from . import _attributes as A
-from . import _roots, _state, _values
+from . import _roots, _routes, _state, _values
 from ._config import Settings
 from ._guard import guard
 from ._patching import Patch
@@ -187,6 +187,11 @@ def start_interaction_root(
 ) -> Root:
     """Open the root for one interaction and register it with the acknowledgement clock."""
     received_ns = time.time_ns()
+    with guard("interactions.token"):
+        # Known from the start, so an exception raised before the first callback is redacted too.
+        token = getattr(interaction, "token", None)
+        if isinstance(token, str) and token:
+            _routes.note_interaction_token(token)
     attrs: dict[str, Any] = {}
     with guard("interactions.attributes"):
         attrs = interaction_attributes(interaction, client, settings, received_ns)

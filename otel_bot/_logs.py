@@ -24,11 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.trace import INVALID_SPAN_CONTEXT
 
 from . import _attributes as A
-from . import _state
+from . import _privacy, _state
 from ._guard import guard
+from ._routes import redact
 
 __all__ = [
     "DEFAULT_FORMAT",
@@ -61,7 +63,7 @@ def _service() -> str:
         return cached[1]
     resource = getattr(provider, "resource", None)
     attrs = getattr(resource, "attributes", None) or {}
-    name = attrs.get("service.name") if hasattr(attrs, "get") else None
+    name = attrs.get(SERVICE_NAME) if hasattr(attrs, "get") else None
     value = str(name) if name else ""
     _service_cache = (id(provider), value)
     return value
@@ -118,7 +120,7 @@ class SpanEventHandler(logging.Handler):
             return
         with guard("logs.mirror"):
             limit = _state.settings_or_default().max_attribute_length
-            message = record.getMessage()
+            message = _privacy.clean_text(redact(record.getMessage()), None)
             attrs: dict[str, Any] = {
                 A.LOG_SEVERITY: record.levelname,
                 A.LOG_MESSAGE: message if len(message) <= limit else message[: limit - 1] + "…",
@@ -129,7 +131,7 @@ class SpanEventHandler(logging.Handler):
             if record.exc_info and record.exc_info[0] is not None:
                 exc_type, exc, _tb = record.exc_info
                 attrs[A.EXCEPTION_TYPE] = exc_type.__qualname__
-                attrs[A.EXCEPTION_MESSAGE] = str(exc)[:limit]
+                attrs[A.EXCEPTION_MESSAGE] = _privacy.clean_text(redact(str(exc)), limit)
             span.add_event(A.EVENT_LOG, attrs, timestamp=int(record.created * 1e9))
 
     def handleError(self, record: logging.LogRecord) -> None:  # pragma: no cover - never print

@@ -12,7 +12,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import sampling as _sampling
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
@@ -188,13 +188,13 @@ def _resolve_resource(service_name: str | None, resource_attributes: Mapping[str
         attrs.update(_parse_kv_list(raw, "OTEL_RESOURCE_ATTRIBUTES"))
     env_service = _env("OTEL_SERVICE_NAME")
     if env_service is not None:
-        attrs["service.name"] = env_service
+        attrs[SERVICE_NAME] = env_service
     if resource_attributes:
         attrs.update(resource_attributes)
     if service_name is not None:
         if not isinstance(service_name, str) or not service_name.strip():
             raise ValueError(f"service_name: expected a non-empty string, got {service_name!r}")
-        attrs["service.name"] = service_name
+        attrs[SERVICE_NAME] = service_name
     return Resource.create(attrs)
 
 

@@ -114,7 +114,9 @@ def bound_value(value: Any, settings: Settings | None = None) -> Any:
     return value
 
 
-def bound_attributes(attributes: Mapping[str, Any] | None, settings: Settings | None = None) -> dict[str, Any]:
+def bound_attributes(
+    attributes: Mapping[str, Any] | None, settings: Settings | None = None
+) -> dict[str, Any]:
     """``attributes`` without ``None`` values, each value through :func:`bound_value`, at most
     :data:`MAX_ATTRIBUTES` of them (keys are otel_bot's own constants, never input)."""
     out: dict[str, Any] = {}
@@ -148,7 +150,11 @@ def hash_user_id(user_id: Any, settings: Settings) -> str | None:
 
 
 def record_error(
-    span: Span, exc: BaseException, secrets: Iterable[str | None] = (), *, status_limit: int | None = MAX_STATUS_LENGTH
+    span: Span,
+    exc: BaseException,
+    secrets: Iterable[str | None] = (),
+    *,
+    status_limit: int | None = MAX_STATUS_LENGTH,
 ) -> str:
     """Drop-in for ``span.record_exception(exc)`` + ``set_status(ERROR, "Type: message")``:
     message and stack trace redacted (known and token-shaped secrets), made encodable, the stack

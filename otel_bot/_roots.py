@@ -227,21 +227,23 @@ class Root:
         outcomes with an event; cancellation is neither."""
         if self.unit.ended or self.outcome is not None or exc is None:
             return
-        outcome, original = _outcomes.classify(exc)
-        self.outcome = outcome
-        span = self.span
-        if not span.is_recording():
-            return
-        if outcome == _outcomes.OUTCOME_CANCELLED:
-            return
-        if outcome == _outcomes.OUTCOME_ERROR:
-            self.error = original
-            _privacy.record_error(span, original)  # redacted, bounded, encodable
-            return
-        span.add_event(
-            A.EVENT_COMMAND_OUTCOME,
-            {A.DISCORD_COMMAND_OUTCOME: outcome, A.EXCEPTION_TYPE: type(original).__qualname__},
-        )
+        # Guarded: a user exception whose __str__ raises must still reach the caller as itself.
+        with guard("roots.note_error"):
+            outcome, original = _outcomes.classify(exc)
+            self.outcome = outcome
+            span = self.span
+            if not span.is_recording():
+                return
+            if outcome == _outcomes.OUTCOME_CANCELLED:
+                return
+            if outcome == _outcomes.OUTCOME_ERROR:
+                self.error = original
+                _privacy.record_error(span, original)  # redacted, bounded, encodable
+                return
+            span.add_event(
+                A.EVENT_COMMAND_OUTCOME,
+                {A.DISCORD_COMMAND_OUTCOME: outcome, A.EXCEPTION_TYPE: type(original).__qualname__},
+            )
 
     def note_outcome(self, outcome: str) -> None:
         """Record a non-exception outcome (e.g. a failed ``interaction_check``)."""

@@ -299,7 +299,6 @@ DESCRIPTIONS: dict[str, str] = {
     "EVENT_ACK_DEADLINE_MISSED": "The interaction was not acknowledged within 3 seconds.",
     "EVENT_COMMAND_OUTCOME": "A command ended other than by success (check failure, cooldown, ...).",
     "EVENT_THRESHOLD_EXCEEDED": "A flow exceeded its threshold.",
-    "EVENT_CHECKPOINT": "A checkpoint passed (FlowTracker step).",
     "EVENT_SLOW_QUERY": "A query exceeded the slow-query threshold.",
     "EVENT_REPEATED_QUERY": "The same statement ran repeatedly in one unit of work.",
     "EVENT_LOOP_BLOCKED": "The event loop was blocked longer than the threshold.",

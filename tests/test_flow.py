@@ -415,7 +415,7 @@ def test_flow_user_id_privacy(span_exporter: InMemorySpanExporter, settings: Any
     a, b = span_exporter.get_finished_spans()
     assert A.BOT_FLOW_USER_ID not in dict(a.attributes or {})
     hashed = dict(b.attributes or {})[A.BOT_FLOW_USER_ID]
-    assert isinstance(hashed, str) and len(hashed) == 16 and hashed != "42"
+    assert isinstance(hashed, str) and len(hashed) == 64 and hashed != "42"
 
 
 def test_flow_inside_instrumented_interaction(span_exporter: InMemorySpanExporter) -> None:
