@@ -12,17 +12,25 @@ fetch / fetchval / fetchrow``, prepared statements and cursors. It is handed
 * cursor iteration (``async for row in con.cursor(...)``): one span per round trip (each prefetch
   batch), not contrib's one span per row;
 * silence for the reset query asyncpg runs when a connection goes back to the pool.
+
+otel_bot does not touch ``OTEL_SEMCONV_STABILITY_OPT_IN`` (an earlier version added
+``database`` to ``os.environ``, which switched every other contrib DB instrumentation in the
+process, and child processes, to other attribute names). It does not need to: the contrib
+instrumentations write the legacy keys (``db.system``, ``db.name``, ``db.statement``,
+``net.peer.*``) in their default mode, and :class:`~otel_bot._dbspan.DbTracer` translates every
+span's attributes to the stable ones (and its scope's schema URL to the stable database
+schema), so the exported spans are the same whatever mode the application chose.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 
 from . import _attributes as A
 from . import _privacy, _state
@@ -95,7 +103,9 @@ def _enabled() -> bool:
 
 def _query_span(connection: Any, query: str | None, *, name: str = SYSTEM, prefix: str = "",
                 params: Any = None, extra: dict[str, Any] | None = None) -> QuerySpan:
-    attrs = connection_attributes(connection)
+    attrs: dict[str, Any] = {A.DB_SYSTEM_NAME: SYSTEM}
+    with guard("db.attributes"):
+        attrs = connection_attributes(connection)
     if query is not None:
         attrs[A.DB_QUERY_TEXT] = query
     if extra:
@@ -194,23 +204,26 @@ def _wrap_pool_acquire(original: Any) -> Any:
             attrs[A.DB_POOL_MAX_SIZE] = int(self.get_max_size())
             attrs[A.DB_POOL_IDLE] = int(self.get_idle_size())
             attrs[A.DB_POOL_NAME] = f"asyncpg.Pool@{id(self):x}"
-        tracer = _state.get_tracer()
+        span: Span = INVALID_SPAN
+        with guard("db.pool_start"):  # a failing provider/sampler/processor: acquire untraced
+            span = _state.get_tracer().start_span(POOL_ACQUIRE_SPAN, kind=SpanKind.INTERNAL, attributes=attrs)
+        if span is INVALID_SPAN:
+            return await original(self, timeout)
         t0 = time.perf_counter()
-        with tracer.start_as_current_span(
-            POOL_ACQUIRE_SPAN, kind=SpanKind.INTERNAL, attributes=attrs,
-            record_exception=False, set_status_on_exception=False,
-        ) as span:
-            try:
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 return await original(self, timeout)
-            except Exception as exc:
-                if span.is_recording():
-                    with guard("db.pool_error"):
-                        span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
-                        _privacy.record_error(span, exc)
-                raise
-            finally:
+        except Exception as exc:
+            if span.is_recording():
+                with guard("db.pool_error"):
+                    span.set_attribute(A.ERROR_TYPE, _privacy.error_type(exc))
+                    _privacy.record_error(span, exc)
+            raise
+        finally:
+            with guard("db.pool_end"):
                 if span.is_recording():
                     span.set_attribute(A.DB_POOL_WAIT_MS, (time.perf_counter() - t0) * 1000.0)
+                span.end()
 
     return _acquire
 
@@ -248,20 +261,6 @@ PATCHES: tuple[Patch, ...] = (
 )
 
 
-def _opt_in_stable_semconv() -> None:
-    """Ask the contrib instrumentations for the stable database conventions (before they read it)."""
-    try:
-        from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as S
-    except ImportError:  # pragma: no cover - very old contrib
-        return
-    if getattr(S, "_initialized", False):
-        return  # already decided for this process; DbSpan translates legacy keys either way
-    current = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
-    values = [v.strip() for v in current.split(",") if v.strip()]
-    if not any(v.startswith("database") for v in values):
-        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = ",".join([*values, "database"])
-
-
 def instrument(settings: Any) -> None:
     """Turn on the contrib asyncpg instrumentor (through our tracer provider), when installed."""
     global _contrib, _iterator_anext, _took_over
@@ -280,7 +279,6 @@ def instrument(settings: Any) -> None:
             PIP_HINT,
         )
         return
-    _opt_in_stable_semconv()
     # Contrib hands parameters to its attribute builder only with capture_parameters on; our
     # wrapper of that builder (PATCHES) records them, as db.query.parameter.<i>, only when
     # Settings.capture_db_parameters is on at call time (contrib's own string is always dropped).

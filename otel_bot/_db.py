@@ -71,7 +71,6 @@ def uninstrument() -> None:
 def _instrument_dbapi(settings: Any) -> None:
     from ._dbspan import DbTracerProvider
 
-    _asyncpg._opt_in_stable_semconv()
     missing: list[str] = []
     for driver, contrib, cls_name in _DBAPI_INSTRUMENTATIONS:
         try:

@@ -49,6 +49,9 @@ quiet: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_bot_db_quiet"
 _in_query: contextvars.ContextVar[bool] = contextvars.ContextVar("otel_bot_db_in_query", default=False)
 
 _MAX_QUERY_TEXT = 4096
+#: The schema of the stable database conventions DbTracer writes (what contrib announces in its
+#: ``database`` opt-in mode: ``opentelemetry.semconv.schemas.Schemas.V1_25_0``).
+DB_SCHEMA_URL = "https://opentelemetry.io/schemas/1.25.0"
 
 # --- SQL summary ---------------------------------------------------------------------------------
 
@@ -138,7 +141,10 @@ def translate(key: str, value: Any) -> tuple[str, Any] | None:
 
 
 def normalise(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Translate a whole attribute mapping; a stable key already present wins over a legacy one."""
+    """Translate a whole attribute mapping; a stable key already present wins over a legacy one.
+
+    A server address that is a filesystem path is a Unix socket: ``network.transport=unix``
+    (contrib writes ``other`` in its legacy mode and ``pipe`` in its stable one)."""
     out: dict[str, Any] = {}
     if not attributes:
         return out
@@ -150,6 +156,9 @@ def normalise(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
         if new_key != key and new_key in attributes:
             continue
         out[new_key] = new_value
+    address = out.get(A.SERVER_ADDRESS)
+    if isinstance(address, str) and address.startswith("/") and out.get(A.NETWORK_TRANSPORT) in (None, "pipe"):
+        out[A.NETWORK_TRANSPORT] = "unix"
     return out
 
 
@@ -339,24 +348,31 @@ class QuerySpan:
         if quiet.get() or _in_query.get():
             return INVALID_SPAN
         settings = self._settings = _state.settings_or_default()
-        attrs = normalise(self._attrs)
-        name = self._name
-        query = attrs.get(A.DB_QUERY_TEXT)
+        span: Span | None = None
         normalised = ""
-        if isinstance(query, str):
-            operation, table, normalised = summarize(query)
-            if operation:
-                attrs[A.DB_OPERATION_NAME] = operation
-            if table:
-                attrs[A.DB_COLLECTION_NAME] = table
-            name = span_name(operation, table, name, self._prefix)
-            self.named = True
-        elif self._prefix:
-            name = f"{self._prefix} {name}"
-        if settings.capture_db_parameters and self.params is not None:
-            with guard("db.parameters"):
-                attrs.update(parameter_attributes(self.params, settings.max_attribute_length))
-        span = self._span = self._tracer.start_span(name, kind=self._kind, attributes=attrs)
+        # Guarded: a provider, sampler or span processor that raises (or our own name and
+        # attribute work failing) must not fail the user's query: it then runs untraced.
+        with guard("db.start"):
+            attrs = normalise(self._attrs)
+            name = self._name
+            query = attrs.get(A.DB_QUERY_TEXT)
+            if isinstance(query, str):
+                operation, table, normalised = summarize(query)
+                if operation:
+                    attrs[A.DB_OPERATION_NAME] = operation
+                if table:
+                    attrs[A.DB_COLLECTION_NAME] = table
+                name = span_name(operation, table, name, self._prefix)
+                self.named = True
+            elif self._prefix:
+                name = f"{self._prefix} {name}"
+            if settings.capture_db_parameters and self.params is not None:
+                with guard("db.parameters"):
+                    attrs.update(parameter_attributes(self.params, settings.max_attribute_length))
+            span = self._tracer.start_span(name, kind=self._kind, attributes=attrs)
+        if span is None:
+            return INVALID_SPAN
+        self._span = span
         self._token = otel_context.attach(trace.set_span_in_context(span))
         self._nested = _in_query.set(True)
         self._t0 = time.perf_counter()
@@ -382,14 +398,15 @@ class QuerySpan:
                 with guard("db.span_end"):
                     self._finish(span, exc, elapsed_ms)
         finally:
-            span.end()
+            with guard("db.span_end"):
+                span.end()
 
     def _finish(self, span: Span, exc: BaseException | None, elapsed_ms: float) -> None:
         if isinstance(exc, Exception) and not isinstance(exc, (StopAsyncIteration, StopIteration)):
             code = error_status_code(exc)
             if code:
                 span.set_attribute(A.DB_RESPONSE_STATUS_CODE, code)
-            span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
+            span.set_attribute(A.ERROR_TYPE, _privacy.error_type(exc))
             _privacy.record_error(span, exc)  # redacted message / stack, ERROR status
         threshold = self._settings.slow_query_ms
         if threshold > 0 and elapsed_ms >= threshold:
@@ -427,10 +444,13 @@ class DbTracer(Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> Span:
-        return self._tracer.start_span(
-            name, context, kind, normalise(attributes), links, start_time, record_exception,
-            set_status_on_exception,
-        )
+        span: Span = INVALID_SPAN
+        with guard("db.start"):  # a failing provider/sampler/processor: the query runs untraced
+            span = self._tracer.start_span(
+                name, context, kind, normalise(attributes), links, start_time, record_exception,
+                set_status_on_exception,
+            )
+        return span
 
     def start_as_current_span(  # type: ignore[override]
         self,
@@ -464,8 +484,9 @@ class DbTracerProvider:
         attributes: Attributes = None,
     ) -> Tracer:
         provider = self._provider if self._provider is not None else trace.get_tracer_provider()
+        # DbTracer writes the stable database conventions whatever contrib's mode: say so.
         return DbTracer(
             trace.get_tracer(
-                instrumenting_module_name, instrumenting_library_version, provider, schema_url, attributes
+                instrumenting_module_name, instrumenting_library_version, provider, DB_SCHEMA_URL, attributes
             )
         )

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 
 from . import _attributes as A
 from . import _outcomes, _privacy, _roots, _state, _values
@@ -107,11 +107,15 @@ async def _run_nested(
     original: Any, client: Any, coro: Any, event_name: str, name: str, parent: Any, args: Any, kwargs: Any
 ) -> Any:
     """An event dispatched inside a unit of work: a child span of it."""
-    tracer = _state.get_tracer()
-    span = tracer.start_span(name, kind=SpanKind.INTERNAL)
+    span: Span = INVALID_SPAN
+    # Guarded: a provider, sampler or span processor that raises must not fail the listener.
+    with guard("events.start"):
+        span = _state.get_tracer().start_span(_privacy.bound_name(name), kind=SpanKind.INTERNAL)
+    if span is INVALID_SPAN:
+        return await original(client, coro, event_name, *args, **kwargs)
     if span.is_recording():
         with guard("events.attributes"):
-            span.set_attribute(A.DISCORD_EVENT_NAME, event_name)
+            span.set_attribute(A.DISCORD_EVENT_NAME, _privacy.clean_text(event_name))
             listener = _values.code_name(coro)
             if isinstance(listener, str):
                 span.set_attribute(A.DISCORD_LISTENER, listener)
@@ -121,14 +125,16 @@ async def _run_nested(
             return await coro(*a, **kw)
         except Exception as exc:
             if span.is_recording():
-                _privacy.record_error(span, _outcomes.unwrap(exc))
+                with guard("events.note_error"):
+                    _privacy.record_error(span, _outcomes.unwrap(exc))
             raise
 
     try:
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
             return await original(client, traced, event_name, *args, **kwargs)
     finally:
-        span.end()
+        with guard("events.end"):
+            span.end()
 
 
 # --- flush on close ------------------------------------------------------------------------------

@@ -115,21 +115,23 @@ class _Call:
                     if run_ms is not None:
                         span.set_attribute(A.BOT_EXECUTOR_RUN_MS, max(0.0, run_ms))
                     if exc is not None and not cancelled and not isinstance(exc, asyncio.CancelledError):
-                        span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
+                        span.set_attribute(A.ERROR_TYPE, _privacy.error_type(exc))
                         _privacy.record_error(span, exc)  # redacted message / stack, ERROR status
         finally:
-            span.end()
+            with guard("executor.span_end"):
+                span.end()
 
 
 def _thread_trampoline(call: _Call, ctx: contextvars.Context, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """Runs in the worker thread: the caller's context, with the executor span current."""
-    call.begin()
     span = call.span
-    if not call.ended and span.is_recording():  # (ended: cancelled just as the worker took it)
-        thread = threading.current_thread()
-        span.set_attribute(A.THREAD_NAME, thread.name)
-        span.set_attribute(A.THREAD_ID, threading.get_ident())
-        span.set_attribute(A.BOT_EXECUTOR_WORKER, thread.name)
+    with guard("executor.begin"):
+        call.begin()
+        if not call.ended and span.is_recording():  # (ended: cancelled just as the worker took it)
+            thread = threading.current_thread()
+            span.set_attribute(A.THREAD_NAME, thread.name)
+            span.set_attribute(A.THREAD_ID, threading.get_ident())
+            span.set_attribute(A.BOT_EXECUTOR_WORKER, thread.name)
     try:
         result = ctx.run(_run_to_thread_aware, span, func, args)
     except BaseException as exc:
@@ -198,8 +200,15 @@ def _wrap_run_in_executor(original: Any) -> Any:
             return original(self, executor, func, *args)
         if asyncio.iscoroutine(func) or asyncio.iscoroutinefunction(func):
             return original(self, executor, func, *args)  # its own check (debug mode) must see func
-        kind, executor_class = _describe(self, executor)
-        call = _Call(_start_span(kind, executor_class, func))
+        call: _Call | None = None
+        kind = "other"
+        # Guarded: a provider, sampler or span processor that raises must not fail the offload
+        # (then the call runs untraced, exactly as without otel_bot).
+        with guard("executor.start"):
+            kind, executor_class = _describe(self, executor)
+            call = _Call(_start_span(kind, executor_class, func))
+        if call is None:
+            return original(self, executor, func, *args)
         try:
             if kind == "thread":
                 with trace.use_span(call.span, end_on_exit=False):

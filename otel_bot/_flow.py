@@ -21,6 +21,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -36,7 +37,6 @@ from ._guard import guard
 
 # Defined here before the split into _flowcommon / _flowtracker, and imported from here.
 from ._flowcommon import _cut as _cut  # isort: skip
-from ._flowcommon import _qualname as _qualname  # isort: skip
 from ._flowcommon import _user_id_value as _user_id_value  # isort: skip
 from ._flowcommon import clean_value as clean_value  # isort: skip
 from ._flowtracker import CLOSE_SUFFIXES as CLOSE_SUFFIXES  # isort: skip
@@ -93,10 +93,24 @@ class _Entry:
     span: Span
     token: object | None
     measurement: Measurement
+    closed: bool = False
+
+
+#: The open checkpoint entries of the current context (task), innermost last, each with the
+#: :class:`_Timed` that opened it. One module-level object (``step = checkpoint("x")``) may be
+#: entered by overlapping tasks: each task sees only its own entries, so ``__exit__`` closes the
+#: entry its own ``__enter__`` opened (right span, right duration, right context token).
+_OPEN: ContextVar[tuple[tuple[_Timed, _Entry], ...]] = ContextVar("otel_bot_open_checkpoints", default=())
 
 
 class _Timed:
-    """The object :func:`checkpoint` / :func:`measure` return: context manager and decorator."""
+    """The object :func:`checkpoint` / :func:`measure` return: context manager and decorator.
+
+    Reentrant and task-safe: entries live in a context variable (:data:`_OPEN`), so one shared
+    object used by concurrent tasks (or nested in itself) closes the right entry. ``_stack``
+    holds every open entry of this object too, the fallback for an exit made in another context
+    than its enter (then the most recent one is closed, as before).
+    """
 
     __slots__ = ("_attributes", "_is_measure", "_name", "_stack")
 
@@ -105,6 +119,31 @@ class _Timed:
         self._attributes = dict(attributes)
         self._is_measure = is_measure
         self._stack: list[_Entry] = []
+
+    def _push(self, entry: _Entry) -> None:
+        self._stack.append(entry)
+        _OPEN.set((*_OPEN.get(), (self, entry)))
+
+    def _pop(self) -> _Entry | None:
+        """The entry this context opened last on this object (else this object's latest)."""
+        open_entries = _OPEN.get()
+        found: _Entry | None = None
+        for i in range(len(open_entries) - 1, -1, -1):
+            owner, entry = open_entries[i]
+            if owner is self and not entry.closed:
+                _OPEN.set(open_entries[:i] + open_entries[i + 1 :])
+                found = entry
+                break
+        if found is None:
+            if not self._stack:
+                return None
+            found = self._stack[-1]
+        for j in range(len(self._stack) - 1, -1, -1):
+            if self._stack[j] is found:
+                del self._stack[j]
+                break
+        found.closed = True
+        return found
 
     def __repr__(self) -> str:
         kind = "measure" if self._is_measure else "checkpoint"
@@ -116,11 +155,11 @@ class _Timed:
         m = Measurement(name=name, _perf_start=time.perf_counter_ns(), start_ns=time.time_ns())
         entry = _Entry(span=INVALID_SPAN, token=None, measurement=m)
         if _state.is_suppressed():
-            self._stack.append(entry)
+            self._push(entry)
             return entry
         tracer = _state.get_tracer()
         if _is_noop(tracer):  # tracing off: time it, record nothing
-            self._stack.append(entry)
+            self._push(entry)
             return entry
         with guard("flow.checkpoint.start"):
             attrs = clean_attributes(self._attributes)
@@ -135,13 +174,13 @@ class _Timed:
             entry.span = span
             m.span = span
             entry.token = otel_context.attach(trace.set_span_in_context(span))
-        self._stack.append(entry)
+        self._push(entry)
         return entry
 
     def _exit(self, exc: BaseException | None) -> None:
-        if not self._stack:
+        entry = self._pop()
+        if entry is None:
             return
-        entry = self._stack.pop()
         m = entry.measurement
         m._perf_end = time.perf_counter_ns()
         m.end_ns = m.start_ns + (m._perf_end - m._perf_start)

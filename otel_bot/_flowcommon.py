@@ -22,8 +22,9 @@ from . import _privacy, _state
 
 def clean_value(value: Any, max_length: int) -> Any:
     """An OpenTelemetry-valid attribute value: str/bool/int/float (and homogeneous sequences of
-    them) pass, strings are cut to ``max_length``; anything else is ``str()``-ed and cut. ``None``
-    stays ``None`` (the caller drops it)."""
+    them) pass, strings are made encodable (:func:`otel_bot._privacy.clean_text`) and cut to
+    ``max_length``; sequences keep at most :data:`otel_bot._privacy.MAX_SEQUENCE_LENGTH` items;
+    anything else is ``str()``-ed and cut. ``None`` stays ``None`` (the caller drops it)."""
     if value is None:
         return None
     if isinstance(value, bool | float):
@@ -33,7 +34,8 @@ def clean_value(value: Any, max_length: int) -> Any:
     if isinstance(value, str):
         return _cut(value, max_length)
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        items = [clean_value(v, max_length) for v in value if v is not None]
+        head = [v for v in value if v is not None][: _privacy.MAX_SEQUENCE_LENGTH]
+        items = [clean_value(v, max_length) for v in head]
         kinds = {type(v) for v in items}
         if len(kinds) <= 1 and all(not isinstance(v, tuple) for v in items):
             return tuple(items)
@@ -57,6 +59,9 @@ def clean_attributes(attributes: Mapping[str, Any] | None, max_length: int | Non
 
 
 def _cut(text: str, limit: int) -> str:
+    """``text`` made encodable by :func:`otel_bot._privacy.clean_text` (lone surrogates become
+    U+FFFD, or the OTLP encoder drops the value), then cut to ``limit`` characters with "…"."""
+    text = _privacy.clean_text(text, None)
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
@@ -78,15 +83,10 @@ def _record_error(span: Span, exc: BaseException) -> None:
     if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
         return
     if span.is_recording():
-        span.set_attribute(A.ERROR_TYPE, _qualname(type(exc)))
+        span.set_attribute(A.ERROR_TYPE, _privacy.error_type(exc))
         _privacy.record_error(span, exc)  # redacted, bounded, encodable
     else:
         span.set_status(Status(StatusCode.ERROR))
-
-
-def _qualname(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
 def _is_noop(tracer: Any) -> bool:

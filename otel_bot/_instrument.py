@@ -55,6 +55,7 @@ _lock = threading.RLock()
 _applied: list[Applied] = []
 _hooked: list[Any] = []
 _patched = False
+_warned_settings = False
 
 _OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(Settings)) - {"tracer_provider"}
 
@@ -217,10 +218,43 @@ def _patch(settings: Settings) -> None:
                 _hooked.append(module)
 
 
+def _changed_fields(old: Settings, new: Settings) -> list[str]:
+    """The Settings fields whose values differ (a field that cannot be compared counts as changed)."""
+    changed: list[str] = []
+    for f in dataclasses.fields(Settings):
+        try:
+            same = bool(getattr(old, f.name) == getattr(new, f.name))
+        except Exception:
+            same = False
+        if not same:
+            changed.append(f.name)
+    return changed
+
+
+def _activate(settings: Settings, caller: str) -> None:
+    """Make ``settings`` the process-wide ones; warn (once) when they replace different active
+    settings: one configuration per process, the last call wins."""
+    global _warned_settings
+    active = _state.settings()
+    if _patched and active is not None and active is not settings and not _warned_settings:
+        changed = _changed_fields(active, settings)
+        if changed:
+            _warned_settings = True
+            warnings.warn(
+                f"otel_bot: {caller} replaces the active settings ({', '.join(changed)} differ); "
+                "settings are process-wide: one configuration per process, the last call wins, "
+                "so every instrumented bot now uses the new ones",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    _state.activate(settings)
+
+
 def _unpatch() -> None:
-    global _patched
+    global _patched, _warned_settings
     if not _patched:
         return
+    _warned_settings = False
     for module in reversed(_hooked):
         hook = getattr(module, "uninstrument", None)
         if callable(hook):
@@ -249,6 +283,11 @@ def instrument_bot(bot: Any, *, tracer_provider: Any = None, **options: Any) -> 
     (``capture_user_ids``, ``events``, ``thresholds``...); an unknown or invalid option raises
     ``TypeError``/``ValueError`` before anything is changed. Instrumenting a bot twice warns
     (``RuntimeWarning``) and changes nothing. Returns ``bot``.
+
+    Settings (``tracer_provider`` and ``options``) are process-wide: **one configuration per
+    process; the last call wins.** A second ``instrument_bot(bot2, ...)`` (or the zero-code
+    instrumentor) with different settings replaces them for every instrumented bot, and warns
+    once (``RuntimeWarning``) naming the fields that changed. Pass the same options to every call.
     """
     import discord
 
@@ -263,7 +302,7 @@ def instrument_bot(bot: Any, *, tracer_provider: Any = None, **options: Any) -> 
                 f"otel_bot: {bot!r} is already instrumented; nothing changed", RuntimeWarning, stacklevel=2
             )
             return bot
-        _state.activate(settings)
+        _activate(settings, "instrument_bot()")
         _patch(settings)
         _roots.CLIENTS.add(bot)
     return bot
@@ -294,7 +333,7 @@ class DiscordBotInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         options = {**options_from_env(os.environ), **kwargs}
         settings = build_settings(tracer_provider, **options)
         with _lock:
-            _state.activate(settings)
+            _activate(settings, "DiscordBotInstrumentor.instrument()")
             _patch(settings)
             _roots.FLAGS.all_clients = True
 

@@ -130,7 +130,7 @@ class SpanEventHandler(logging.Handler):
             }
             if record.exc_info and record.exc_info[0] is not None:
                 exc_type, exc, _tb = record.exc_info
-                attrs[A.EXCEPTION_TYPE] = exc_type.__qualname__
+                attrs[A.EXCEPTION_TYPE] = _privacy.error_type(exc if exc is not None else exc_type)
                 attrs[A.EXCEPTION_MESSAGE] = _privacy.clean_text(redact(str(exc)), limit)
             span.add_event(A.EVENT_LOG, attrs, timestamp=int(record.created * 1e9))
 

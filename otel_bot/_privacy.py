@@ -47,6 +47,7 @@ __all__ = [
     "bound_name",
     "bound_value",
     "clean_text",
+    "error_type",
     "hash_user_id",
     "install_log_redaction",
     "record_error",
@@ -147,6 +148,18 @@ def hash_user_id(user_id: Any, settings: Settings) -> str | None:
         secret = key if isinstance(key, bytes) else str(key).encode()
         return hmac.new(secret, raw.encode(), hashlib.sha256).hexdigest()
     return raw
+
+
+def error_type(exc: BaseException | type[BaseException]) -> str:
+    """The one ``error.type`` / ``exception.type`` value for an exception (or its class):
+    module-qualified (``discord.errors.NotFound``), bare for builtins and ``__main__``
+    (``ValueError``), so one class groups the same way on every span."""
+    cls = exc if isinstance(exc, type) else type(exc)
+    module = getattr(cls, "__module__", None)
+    name = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", None) or repr(cls)
+    if not isinstance(module, str) or module in ("builtins", "__main__"):
+        return clean_text(str(name), None)
+    return clean_text(f"{module}.{name}", None)
 
 
 def record_error(

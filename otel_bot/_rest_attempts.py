@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from . import _attributes as A
+from . import _privacy
 from ._guard import guard
-from ._routes import _qualname, record_exception
 
 #: Status codes discord.py's HTTPClient retries unconditionally (the webhook adapter: any 5xx).
 _HTTP_RETRIED = frozenset({500, 502, 504, 524})
@@ -162,8 +162,10 @@ def _finish(span: Span, call: _Call, exc: Exception | None, route: Any) -> None:
         if status is not None and status >= 400:
             attrs[A.ERROR_TYPE] = str(status)
         else:
-            attrs[A.ERROR_TYPE] = _qualname(type(exc))
-        record_exception(span, exc, [getattr(route, "webhook_token", None)], status_limit=None)
+            attrs[A.ERROR_TYPE] = _privacy.error_type(exc)
+        _privacy.record_error(
+            span, exc, [getattr(route, "webhook_token", None)], status_limit=_privacy.MAX_STATUS_LENGTH
+        )
     elif status is not None and status >= 400:  # pragma: no cover - discord.py raises for these
         attrs[A.ERROR_TYPE] = str(status)
     span.set_attributes(attrs)

@@ -242,7 +242,7 @@ class Root:
                 return
             span.add_event(
                 A.EVENT_COMMAND_OUTCOME,
-                {A.DISCORD_COMMAND_OUTCOME: outcome, A.EXCEPTION_TYPE: type(original).__qualname__},
+                {A.DISCORD_COMMAND_OUTCOME: outcome, A.EXCEPTION_TYPE: _privacy.error_type(original)},
             )
 
     def note_outcome(self, outcome: str) -> None:

@@ -18,8 +18,10 @@ Four jobs, no discord.py import:
   :func:`register_secret`), then the shapes tokens take (``/webhooks/<id>/<token>``,
   ``/interactions/<id>/<token>``, ``Bot <token>``, bot-token and interaction-token shapes, secret
   query parameters). Every module that records exception text uses it.
-* :func:`record_exception` is ``span.record_exception(exc)`` + ERROR status with the message and
-  stack trace redacted: the one way otel_bot records an exception that may carry a Discord URL.
+* :func:`exception_attributes` is the ``exception`` event's attributes with message and stack
+  trace redacted (a failing ``__str__`` gives ``<unprintable X object>``);
+  :func:`record_exception` is a deprecated alias of :func:`otel_bot._privacy.record_error`, the
+  one way otel_bot records an exception (redacted, encodable, bounded).
 """
 
 from __future__ import annotations
@@ -33,9 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from opentelemetry.trace import Status, StatusCode
-
-from ._attributes import EVENT_EXCEPTION, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
+from . import _privacy
+from ._attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE
 
 __all__ = [
     "REDACTED",
@@ -261,13 +262,13 @@ def register_secret(secret: str | None, *, bot: bool = False) -> None:
     with _lock:
         if bot:
             _bot_tokens.add(secret)
-            quoted = quote(secret, safe="")
+            quoted = quote(secret, safe="", errors="surrogatepass")  # hostile tokens: never raise
             if quoted != secret:
                 _bot_tokens.add(quoted)
             return
         _recent[secret] = None
         _recent.move_to_end(secret)
-        quoted = quote(secret, safe="")
+        quoted = quote(secret, safe="", errors="surrogatepass")  # hostile tokens: never raise
         if quoted != secret:
             _recent[quoted] = None
         while len(_recent) > _RECENT_MAX:
@@ -326,7 +327,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     for s in secrets:
         if s and len(s) >= 8:
             known.append(s)
-            q = quote(s, safe="")
+            q = quote(s, safe="", errors="surrogatepass")
             if q != s:
                 known.append(q)
     # longest first, so a quoted form and a prefix do not leave half a token behind
@@ -341,40 +342,33 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
 # --- recording exceptions without their secrets ----------------------------------------------------
 
 
-def _qualname(cls: type) -> str:
-    module = cls.__module__
-    if module in ("builtins", "__main__"):
-        return cls.__qualname__
-    return f"{module}.{cls.__qualname__}"
-
-
 def exception_attributes(exc: BaseException, secrets: Iterable[str | None] = ()) -> dict[str, str]:
     """The OpenTelemetry ``exception`` event attributes for ``exc``, message and stack trace
     passed through :func:`redact` (what ``span.record_exception`` would write, minus tokens)."""
     secrets = list(secrets)
+    try:
+        message = str(exc)
+    except Exception:  # a user exception whose __str__ raises: what the SDK writes too
+        message = f"<unprintable {type(exc).__name__} object>"
+    try:
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:  # pragma: no cover - format_exception guards str() itself
+        stack = f"{type(exc).__name__}: {message}"
     return {
-        EXCEPTION_TYPE: _qualname(type(exc)),
-        EXCEPTION_MESSAGE: redact(str(exc), secrets),
-        EXCEPTION_STACKTRACE: redact(
-            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), secrets
-        ),
+        EXCEPTION_TYPE: _privacy.error_type(exc),
+        EXCEPTION_MESSAGE: redact(message, secrets),
+        EXCEPTION_STACKTRACE: redact(stack, secrets),
     }
 
 
 def record_exception(
-    span: Any, exc: BaseException, secrets: Iterable[str | None] = (), *, status_limit: int | None = 256
+    span: Any,
+    exc: BaseException,
+    secrets: Iterable[str | None] = (),
+    *,
+    status_limit: int | None = _privacy.MAX_STATUS_LENGTH,
 ) -> str:
-    """Drop-in for ``span.record_exception(exc)`` + ERROR status, with every token redacted.
-
-    Adds the ``exception`` event and sets status ERROR with ``"{Type}: {redacted message}"``
-    (cut to ``status_limit`` characters); returns that description. Use it wherever an exception
-    that may carry a Discord URL (aiohttp errors do) is recorded.
-    """
-    attrs = exception_attributes(exc, secrets)
-    span.add_event(EVENT_EXCEPTION, attrs)
-    message = attrs[EXCEPTION_MESSAGE]
-    description = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    if status_limit is not None:
-        description = description[:status_limit]
-    span.set_status(Status(StatusCode.ERROR, description))
-    return description
+    """Deprecated alias of :func:`otel_bot._privacy.record_error` (the one exception recorder):
+    the ``exception`` event and ERROR status with every token redacted, the text made encodable
+    and bounded; returns the status description."""
+    return _privacy.record_error(span, exc, secrets, status_limit=status_limit)

@@ -63,6 +63,7 @@ from typing import IO
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from . import _privacy
 from ._guard import guard
 
 # format_trace is looked up here at call time, so patching otel_bot._summary.format_trace works.
@@ -71,6 +72,9 @@ from ._waterfall import ASCII_SYMBOLS, EMOJI_SYMBOLS, Symbols, format_trace, wan
 __all__ = ["ASCII_SYMBOLS", "EMOJI_SYMBOLS", "Symbols", "WaterfallProcessor", "format_trace"]
 
 LOGGER_NAME = "otel_bot.waterfall"
+# A logger's filters see only records logged to it, not those propagating from a child: the
+# ``otel_bot`` logger's RedactingFilter never sees this logger's records, so it gets its own.
+_privacy.install_log_redaction(LOGGER_NAME)
 
 
 # --- the processor -----------------------------------------------------------------------------------
@@ -142,6 +146,7 @@ class WaterfallProcessor(SpanProcessor):
         self._timer: threading.Timer | None = None
         self._listener: logging.handlers.QueueListener | None = None
         self._handler: logging.Handler | None = None
+        self._redaction: logging.Filter | None = None
         self._shutdown = False
         self.printed = 0
         self.evicted = 0
@@ -150,6 +155,11 @@ class WaterfallProcessor(SpanProcessor):
     # --- output ------------------------------------------------------------------------------------
     def _setup_output(self, stream: IO[str] | None) -> None:
         self._saved = (self._logger.level, self._logger.propagate)
+        # Status descriptions and error types reach the blocks: redact tokens on the logger the
+        # blocks are logged to (whichever handlers then write them), removed again at shutdown.
+        if not any(isinstance(f, _privacy.RedactingFilter) for f in self._logger.filters):
+            self._redaction = _privacy.RedactingFilter()
+            self._logger.addFilter(self._redaction)
         if self._logger.level == logging.NOTSET:
             self._logger.setLevel(logging.INFO)  # console=True asked for the blocks: not lost to WARNING
         if stream is None and self._logger.hasHandlers():
@@ -159,6 +169,7 @@ class WaterfallProcessor(SpanProcessor):
         writer.setFormatter(logging.Formatter("%(message)s"))
         q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         handler = logging.handlers.QueueHandler(q)
+        handler.addFilter(_privacy.RedactingFilter())
         self._listener = logging.handlers.QueueListener(q, writer, respect_handler_level=False)
         self._listener.start()
         self._handler = handler
@@ -255,6 +266,9 @@ class WaterfallProcessor(SpanProcessor):
             if self._handler is not None:
                 self._logger.removeHandler(self._handler)
                 self._handler = None
+            if self._redaction is not None:
+                self._logger.removeFilter(self._redaction)
+                self._redaction = None
             self._logger.setLevel(self._saved[0])
             self._logger.propagate = self._saved[1]
 

@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_bot import _asyncpg, _db, _dbspan, _patching, _state
+from otel_bot import _asyncpg, _db, _dbspan, _guard, _patching, _state
 from otel_bot import _attributes as A
 from otel_bot._config import Settings
+from tests.helpers_faults import FAULTS, failing_provider, lenient
 
 asyncpg = pytest.importorskip("asyncpg")
 
@@ -180,7 +182,7 @@ async def test_failed_query_records_sqlstate_and_propagates(
     span = only(span_exporter.get_finished_spans(), "SELECT missing_table")
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes[A.DB_RESPONSE_STATUS_CODE] == "42P01"
-    assert span.attributes[A.ERROR_TYPE] == "UndefinedTableError"
+    assert span.attributes[A.ERROR_TYPE] == "asyncpg.exceptions.UndefinedTableError"
     assert caught.value.sqlstate == "42P01"
     events = [e for e in span.events if e.name == "exception"]
     assert len(events) == 1
@@ -505,7 +507,7 @@ async def test_trace_db_adapter_instance(
     assert select_all.attributes[A.DB_RESPONSE_RETURNED_ROWS] == 1
     failed = only(spans, "SELECT nowhere")
     assert failed.status.status_code is StatusCode.ERROR
-    assert failed.attributes[A.ERROR_TYPE] == "OperationalError"
+    assert failed.attributes[A.ERROR_TYPE] == "sqlite3.OperationalError"
     assert failed.attributes[A.DB_RESPONSE_STATUS_CODE] == caught.value.sqlite_errorname
     _db.untrace_db_adapter(db)
     assert "fetch_all" not in vars(db)
@@ -698,3 +700,124 @@ def test_missing_contrib_says_exactly_what_to_install(
     assert not _asyncpg.is_contrib_active()
     assert 'pip install "otel-bot[asyncpg]"' in caplog.text
     assert _asyncpg._contrib_module() is None  # the parameter patch is skipped too
+
+
+# --- a failing sampler / span processor never reaches the query (audit finding 11) ---------------
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_failing_span_start_never_reaches_the_query(
+    fault: str, pg_pool_factory: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    bad_exporter = InMemorySpanExporter()
+    provider = failing_provider(fault, bad_exporter)
+    settings = Settings(tracer_provider=provider)
+    pool = await pg_pool_factory(min_size=1, max_size=1)
+    await _setup_players(pool, rows=3)
+    _state.activate(settings)
+    applied = _patching.apply(_db.PATCHES)
+    _db.instrument(settings)
+    db = SqliteAdapter()
+    _db.trace_db_adapter(db, methods=("execute", "fetch_all"), system="sqlite")
+    before = sum(_guard.error_counts().values())
+    try:
+        with lenient(), trace.get_tracer("test").start_as_current_span("root", kind=SpanKind.SERVER) as root:
+            rows = await pool.fetch("SELECT id FROM players ORDER BY id")
+            assert [r["id"] for r in rows] == [0, 1, 2]
+            async with pool.acquire() as con:
+                assert await con.fetchval("SELECT count(*) FROM players") == 3
+                stmt = await con.prepare("SELECT id FROM players WHERE id = $1")
+                assert await stmt.fetchval(2) == 2
+            with pytest.raises(asyncpg.UndefinedTableError) as caught:
+                await pool.fetch("SELECT * FROM missing_table")
+            assert caught.value.sqlstate == "42P01"
+            db.execute("CREATE TABLE t (x integer)")
+            assert db.fetch_all("SELECT * FROM t") == []
+            with pytest.raises(sqlite3.OperationalError):
+                db.fetch_all("SELECT * FROM nowhere")
+            assert trace.get_current_span() is root
+    finally:
+        _db.untrace_db_adapter(db)
+        _db.uninstrument()
+        _patching.revert(applied)
+        _state.deactivate()
+    assert bad_exporter.get_finished_spans() == ()
+    assert [s.name for s in span_exporter.get_finished_spans()] == ["root"]
+    assert sum(_guard.error_counts().values()) > before
+
+
+# --- the process environment is left alone (audit finding 8) --------------------------------------
+
+
+@pytest.mark.parametrize("user_value", [None, "http"])
+async def test_instrument_bot_leaves_the_environment_alone(
+    user_value: str | None, discord_bot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as S
+
+    import otel_bot
+
+    # As in a fresh process: the conventions not decided yet (restored after the test).
+    monkeypatch.setattr(S, "_initialized", False)
+    monkeypatch.setattr(S, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", dict(S._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING))
+    if user_value is None:
+        monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", user_value)
+    before = dict(os.environ)
+    otel_bot.instrument_bot(discord_bot, trace_dbapi=True)
+    try:
+        assert _asyncpg.is_contrib_active()
+        assert dict(os.environ) == before
+    finally:
+        otel_bot.uninstrument_bot(discord_bot)
+    assert dict(os.environ) == before
+
+
+async def test_contrib_spans_are_stable_whatever_its_mode(
+    instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    """Legacy keys from contrib (its default mode) come out as the stable ones, with the stable
+    database schema URL on the scope, and a Unix socket address as network.transport=unix."""
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetrySemanticConventionStability,
+        _OpenTelemetryStabilitySignalType,
+        _StabilityMode,
+    )
+
+    instrument_db(trace_dbapi=True)
+    pool = await pg_pool_factory()
+    with unit_root():
+        assert await pool.fetchval("SELECT 1") == 1
+        con = sqlite3.connect(":memory:")
+        con.cursor().execute("SELECT 2").fetchall()  # contrib traces cursor.execute
+        con.close()
+    spans = span_exporter.get_finished_spans()
+    mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
+        _OpenTelemetryStabilitySignalType.DATABASE
+    )
+    assert isinstance(mode, _StabilityMode)
+    contrib = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name.startswith("opentelemetry.")]
+    assert len(contrib) == 2, [(s.name, s.instrumentation_scope) for s in spans]
+    for span in contrib:
+        attrs = dict(span.attributes or {})
+        assert not [k for k in attrs if k in ("db.system", "db.name", "db.statement", "db.user") or k.startswith("net.")]
+        assert A.DB_SYSTEM_NAME in attrs and A.DB_QUERY_TEXT in attrs
+        assert span.instrumentation_scope is not None
+        assert span.instrumentation_scope.schema_url == _dbspan.DB_SCHEMA_URL
+    assert {dict(s.attributes or {})[A.DB_SYSTEM_NAME] for s in contrib} == {"postgresql", "sqlite"}
+    legacy_unix = {
+        A.DB_LEGACY_SYSTEM: "postgresql",
+        A.NET_LEGACY_PEER_NAME: "/var/run/postgresql/.s.PGSQL.5432",
+        A.NET_LEGACY_TRANSPORT: "other",
+    }
+    assert _dbspan.normalise(legacy_unix) == {
+        A.DB_SYSTEM_NAME: "postgresql",
+        A.SERVER_ADDRESS: "/var/run/postgresql/.s.PGSQL.5432",
+        A.NETWORK_TRANSPORT: "unix",
+    }
+    assert _dbspan.normalise({A.SERVER_ADDRESS: "/tmp/.s.PGSQL.5432", A.NETWORK_TRANSPORT: "pipe"})[
+        A.NETWORK_TRANSPORT
+    ] == "unix"

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import discord
+import pytest
 from discord.ext import commands, tasks
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -13,9 +14,18 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_bot import _attributes as A
-from otel_bot import _tasks
+from otel_bot import _guard, _tasks
 from otel_bot.testing import CHANNEL_MESSAGES, OfflineDiscord
-from tests.helpers_roots import assert_contained, assert_root, children, instrumented, roots, wait_roots
+from tests.helpers_faults import FAULTS, failing_provider, lenient
+from tests.helpers_roots import (
+    assert_contained,
+    assert_root,
+    children,
+    instrumented,
+    roots,
+    wait_roots,
+    waiter,
+)
 
 __all__ = ["instrumented"]
 
@@ -269,3 +279,44 @@ async def test_cog_task_loop(
         "Refresher.tick",
         "Refresher.tick",
     ]
+
+
+# --- a failing sampler / span processor never reaches a nested listener (audit finding 11) -------
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_failing_nested_event_span_never_reaches_the_listener(
+    fault: str, offline_discord: OfflineDiscord, discord_bot: commands.Bot, instrumented: Any
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = failing_provider(fault, exporter, fails=lambda name: name.startswith("event "))
+    provider.add_span_processor(waiter())  # wakes wait_roots / waiter().wait on every span end
+    instrumented(discord_bot, ignored_events=["message"], tracer_provider=provider)
+    relayed: list[str] = []
+
+    @discord_bot.command()
+    async def announce(ctx: commands.Context[Any]) -> None:
+        ctx.bot.dispatch("announcement", "hi")
+
+    @discord_bot.listen("on_announcement")
+    async def relay(text: str) -> None:
+        channel = discord_bot.get_channel(offline_discord.world.channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        await channel.send(text)
+        relayed.append(text)
+
+    with lenient():
+        offline_discord.inject(
+            discord_bot, "MESSAGE_CREATE", offline_discord.payloads.message_create("!announce")
+        )
+        await wait_roots(exporter, 1, name="!announce")
+        spans = await waiter().wait(exporter, lambda spans: any(s.name == SEND for s in spans))
+    assert relayed == ["hi"]
+    (root,) = roots(spans)
+    assert root.name == "!announce"
+    assert not [s for s in spans if s.name.startswith("event ")]
+    (send,) = [s for s in spans if s.name == SEND]
+    assert send.parent is not None and root.context is not None
+    assert send.parent.span_id == root.context.span_id and send.kind is SpanKind.CLIENT
+    assert _guard.error_counts().get("events.start", 0) >= 1
+

@@ -25,8 +25,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_bot import _attributes as A
-from otel_bot import _db, _executor, _patching, _state
+from otel_bot import _db, _executor, _guard, _patching, _state
 from otel_bot._config import Settings
+from tests.helpers_faults import FAULTS, failing_provider, lenient
 
 THREAD_KEYS = {
     A.BOT_EXECUTOR_KIND,
@@ -215,7 +216,7 @@ async def test_exception_propagates_unchanged_and_marks_error(
     assert caught.value is error
     span = only(span_exporter.get_finished_spans(), "executor fail")
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes[A.ERROR_TYPE] == "Boom"
+    assert span.attributes[A.ERROR_TYPE] == "tests.test_executor.Boom"  # module-qualified (_privacy.error_type)
     (event,) = [e for e in span.events if e.name == "exception"]
     assert event.attributes[A.EXCEPTION_TYPE].endswith("Boom")
     assert event.attributes[A.EXCEPTION_MESSAGE] == "no mmr"
@@ -507,3 +508,55 @@ async def test_exception_text_is_redacted_in_the_span_only(
     assert token not in str(event.attributes[A.EXCEPTION_MESSAGE])
     assert token not in str(event.attributes[A.EXCEPTION_STACKTRACE])
     assert token not in str(span.status.description)
+
+
+# --- a failing sampler / span processor never reaches the offload (audit finding 11) -------------
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_failing_span_start_never_reaches_the_offload(
+    fault: str, span_exporter: InMemorySpanExporter
+) -> None:
+    bad_exporter = InMemorySpanExporter()
+    provider = failing_provider(fault, bad_exporter, fails=lambda name: name.startswith("executor "))
+    _state.activate(Settings(tracer_provider=provider))
+    applied = _patching.apply(_executor.PATCHES)
+    loop = asyncio.get_running_loop()
+    before = _guard.error_counts().get("executor.start", 0)
+    try:
+        with lenient(), trace.get_tracer("test").start_as_current_span("root", kind=SpanKind.SERVER) as root:
+            assert await loop.run_in_executor(None, sum, [1, 2, 3]) == 6
+            assert await asyncio.to_thread(str.upper, "ok") == "OK"
+            with pytest.raises(Boom) as caught:
+                await loop.run_in_executor(None, functools.partial(_raise, Boom("mine")))
+            assert str(caught.value) == "mine"
+            assert trace.get_current_span() is root
+    finally:
+        _patching.revert(applied)
+        _state.deactivate()
+    assert bad_exporter.get_finished_spans() == ()
+    assert [s.name for s in span_exporter.get_finished_spans()] == ["root"]
+    assert _guard.error_counts().get("executor.start", 0) - before == 3
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+async def test_failing_worker_bookkeeping_never_reaches_the_offload(
+    instrument_executor: Callable[..., Settings], span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    instrument_executor()
+
+    def broken_begin(self: Any, queue_wait_ms: float | None = None) -> None:
+        raise RuntimeError("bookkeeping bug")
+
+    monkeypatch.setattr(_executor._Call, "begin", broken_begin)
+    loop = asyncio.get_running_loop()
+    with lenient(), unit_root():
+        assert await loop.run_in_executor(None, sum, [4, 5]) == 9
+    spans = span_exporter.get_finished_spans()
+    offload = only(spans, "executor sum")
+    assert child_of(offload, only(spans, "root"))
+    assert offload.status.status_code is StatusCode.UNSET

@@ -116,6 +116,34 @@ def test_checkpoint_attribute_values_are_cleaned(span_exporter: InMemorySpanExpo
     assert all(isinstance(v, (str, bool, int, float, tuple)) for v in attrs.values())
 
 
+def test_checkpoint_attribute_lone_surrogates_become_replacement_chars(
+    span_exporter: InMemorySpanExporter, settings: Any
+) -> None:
+    """A gateway string with a lone surrogate (json accepts "\\ud800") stays exportable."""
+    from otel_bot import _privacy
+
+    settings(max_attribute_length=8)
+
+    class Odd:
+        def __str__(self) -> str:
+            return "o\udfffdd"
+
+    with checkpoint("x", name="ab\ud800cd", long="\ud800" * 20, names=["ok", "b\udc00"], obj=Odd(),
+                    many=list(range(100))):
+        pass
+    (span,) = span_exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs["name"] == "ab\ufffdcd"
+    assert attrs["long"] == "\ufffd" * 7 + "…"
+    assert attrs["names"] == ("ok", "b\ufffd")
+    assert attrs["obj"] == "o\ufffddd"
+    assert attrs["many"] == tuple(range(_privacy.MAX_SEQUENCE_LENGTH))
+    for value in attrs.values():
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str):
+                item.encode("utf-8")
+
+
 def test_checkpoint_exception_recorded_and_reraised_unchanged(span_exporter: InMemorySpanExporter) -> None:
     err = ValueError("bad mmr")
     with pytest.raises(ValueError) as info:
@@ -612,3 +640,79 @@ def test_noop_provider_records_nothing_but_still_times(span_exporter: InMemorySp
     assert flow.span is trace.INVALID_SPAN
     assert flow.complete() >= 0 and flow.severity == "FAST"
     assert span_exporter.get_finished_spans() == ()
+
+
+# --- one shared checkpoint()/measure() object in overlapping tasks (audit finding 6) ---------------
+
+SHARED_STEP = measure("shared_step")
+
+
+async def test_shared_checkpoint_object_in_overlapping_tasks(
+    span_exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracer = trace.get_tracer("test")
+    a_entered, b_entered, a_exited = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    async def task_a() -> None:
+        with tracer.start_as_current_span("root_a", kind=SpanKind.SERVER) as root:
+            async with SHARED_STEP as m:
+                seen["a_m"] = m
+                a_entered.set()
+                await b_entered.wait()
+                seen["a_current_inside"] = trace.get_current_span()
+            seen["a_current_after"] = trace.get_current_span() is root
+            seen["b_finished_when_a_exited"] = seen["b_m"].finished
+            a_exited.set()
+
+    async def task_b() -> None:
+        await a_entered.wait()
+        with tracer.start_as_current_span("root_b", kind=SpanKind.SERVER) as root:
+            with SHARED_STEP as m:
+                seen["b_m"] = m
+                b_entered.set()
+                await a_exited.wait()
+                seen["b_current_inside"] = trace.get_current_span()
+                seen["b_finished_inside"] = m.finished
+            seen["b_current_after"] = trace.get_current_span() is root
+
+    with caplog.at_level("ERROR", logger="opentelemetry.context"):
+        await asyncio.gather(task_a(), task_b())
+    assert not [r for r in caplog.records if "Failed to detach context" in r.getMessage()]
+
+    a_m, b_m = seen["a_m"], seen["b_m"]
+    assert a_m is not b_m and a_m.finished and b_m.finished
+    assert seen["b_finished_when_a_exited"] is False  # A's exit closed A's entry, not B's
+    assert seen["b_finished_inside"] is False
+    assert seen["a_current_inside"] is a_m.span and seen["b_current_inside"] is b_m.span
+    assert seen["a_current_after"] is True and seen["b_current_after"] is True
+
+    spans = span_exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["shared_step", "root_a", "shared_step", "root_b"]
+    step_a, root_a, step_b, root_b = spans
+    assert parent_id(step_a) == sid(root_a) and parent_id(step_b) == sid(root_b)
+    assert root_a.parent is None and root_b.parent is None
+    assert step_a.context is not None and step_b.context is not None
+    assert sid(step_a) == a_m.span.get_span_context().span_id
+    assert sid(step_b) == b_m.span.get_span_context().span_id
+    for step, m in ((step_a, a_m), (step_b, m_b := b_m)):
+        assert step.kind is SpanKind.INTERNAL
+        assert step.start_time == m.start_ns and step.end_time == m.end_ns
+        assert dict(step.attributes or {}) == {
+            A.BOT_CHECKPOINT: True,
+            A.BOT_CHECKPOINT_ELAPSED_MS: round(m.elapsed_ms, 3),
+        }
+    assert step_a.end_time is not None and step_b.end_time is not None
+    assert step_a.end_time <= step_b.end_time and m_b.elapsed_ms > 0
+    assert SHARED_STEP._stack == []
+
+
+def test_shared_checkpoint_object_nested_in_itself(span_exporter: InMemorySpanExporter) -> None:
+    step = checkpoint("again")
+    with step as outer:
+        with step as inner:
+            assert trace.get_current_span() is inner
+        assert trace.get_current_span() is outer
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    outer_s, inner_s = sorted(span_exporter.get_finished_spans(), key=lambda s: s.start_time or 0)
+    assert parent_id(inner_s) == sid(outer_s) and outer_s.parent is None

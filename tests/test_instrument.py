@@ -87,6 +87,42 @@ async def test_uninstrument_restores_exact_originals_and_twice_warns(make_bot: A
     otel_bot.uninstrument_bot(bot)  # not instrumented: a no-op
 
 
+async def test_second_bot_with_other_settings_warns_once_last_call_wins(make_bot: Any) -> None:
+    """Settings are process-wide: a later call with different ones says so (once)."""
+    bot1, bot2, bot3, bot4 = [await make_bot(ready=False) for _ in range(4)]
+    provider = TracerProvider()
+    try:
+        otel_bot.instrument_bot(bot1, capture_user_ids=True)
+        first = _state.settings()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            otel_bot.instrument_bot(bot2, capture_user_ids=True)  # the same settings: silent
+        with pytest.warns(RuntimeWarning, match="one configuration per process, the last call wins") as caught:
+            otel_bot.instrument_bot(bot3, tracer_provider=provider, capture_user_ids=False)
+        (warning,) = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        message = str(warning.message)
+        assert "capture_user_ids" in message and "tracer_provider" in message
+        assert "max_attribute_length" not in message
+        assert warning.filename == __file__  # points at the caller's line
+        active = _state.settings()
+        assert active is not None and active is not first
+        assert active.capture_user_ids is False and active.tracer_provider is provider  # last call wins
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            otel_bot.instrument_bot(bot4, capture_user_ids=True)  # warned once already
+        assert _state.settings() is not None and _state.settings().capture_user_ids is True  # type: ignore[union-attr]
+    finally:
+        for bot in (bot1, bot2, bot3, bot4):
+            otel_bot.uninstrument_bot(bot)
+    assert not _instrument.is_patched()
+    # after everything is undone, a new process-wide configuration starts clean: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        otel_bot.instrument_bot(bot1)
+        otel_bot.uninstrument_bot(bot1)
+    assert "one configuration per process; the last call wins" in " ".join((otel_bot.instrument_bot.__doc__ or "").split())
+
+
 async def test_invalid_options_change_nothing(make_bot: Any) -> None:
     bot = await make_bot(ready=False)
     before = snapshot()

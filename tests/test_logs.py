@@ -195,6 +195,28 @@ def test_mirror_warning_and_above_as_events(
     assert not _logs.is_mirroring()
 
 
+def test_mirrored_exception_type_is_module_qualified(
+    installed: None, app_logger: tuple[logging.Logger, ListHandler], span_exporter: InMemorySpanExporter
+) -> None:
+    """exception.type on a mirrored log event has the same form as everywhere else (error_type)."""
+    import json
+
+    log, _ = app_logger
+    instrument_logging(fmt=None, mirror_events=True)
+    try:
+        with trace.get_tracer("test").start_as_current_span("x"):
+            try:
+                json.loads("{")
+            except json.JSONDecodeError:
+                log.exception("bad payload")
+    finally:
+        instrument_logging(fmt=None, mirror_events=False)
+    (span,) = span_exporter.get_finished_spans()
+    (event,) = span.events
+    assert event.name == A.EVENT_LOG
+    assert dict(event.attributes or {})[A.EXCEPTION_TYPE] == "json.decoder.JSONDecodeError"
+
+
 def test_mirror_follows_settings(installed: None) -> None:
     _state.activate(Settings(mirror_logs_as_events=True))
     try:

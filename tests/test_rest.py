@@ -247,6 +247,63 @@ async def test_forbidden_records_discord_code_and_reraises(span_exporter: Any) -
     assert "Traceback" in ev[A.EXCEPTION_STACKTRACE]
 
 
+async def test_error_text_is_cleaned_bounded_and_redacted(span_exporter: Any) -> None:
+    """REST errors go through the one recorder (_privacy.record_error): a lone surrogate in
+    Discord's error text becomes U+FFFD, the status description is bounded, tokens redacted."""
+    from otel_bot import _privacy
+
+    message = "bad \ud800 form " + "x" * 3000 + f" /webhooks/{APP_ID}/{WEBHOOK_TOKEN}/messages"
+    async with stub_discord() as stub:
+        stub.script("POST", f"/channels/{CHANNEL_ID}/messages", Reply(400, {"message": message, "code": 50035}))
+        with instrumented():
+            async with bot_http() as http:
+                with pytest.raises(discord.HTTPException) as info:
+                    await http.send_message(CHANNEL_ID, params=handle_message_parameters(content="x"))
+    assert "\ud800" in str(info.value)  # the user's exception is untouched
+    span = only(span_exporter, "POST /channels/{channel_id}/messages")
+    assert span.status.status_code is StatusCode.ERROR
+    description = span.status.description
+    assert description is not None
+    assert description.startswith("HTTPException: 400 Bad Request (error code: 50035): bad \ufffd form xxx")
+    assert len(description) == _privacy.MAX_STATUS_LENGTH
+    description.encode("utf-8")
+    (event,) = span.events
+    ev: dict[str, Any] = dict(event.attributes or {})
+    assert ev[A.EXCEPTION_TYPE] == "discord.errors.HTTPException"
+    assert len(ev[A.EXCEPTION_MESSAGE]) == _privacy.MAX_EXCEPTION_MESSAGE_LENGTH
+    assert "\ud800" not in ev[A.EXCEPTION_MESSAGE] and "\ufffd" in ev[A.EXCEPTION_MESSAGE]
+    assert WEBHOOK_TOKEN not in ev[A.EXCEPTION_STACKTRACE]
+    assert len(ev[A.EXCEPTION_STACKTRACE]) <= _privacy.MAX_STACKTRACE_LENGTH
+    ev[A.EXCEPTION_STACKTRACE].encode("utf-8")
+
+
+def test_error_type_is_one_format_everywhere() -> None:
+    """_privacy.error_type: module-qualified, bare for builtins; what REST's error.type and
+    every exception event's exception.type use."""
+    from otel_bot import _privacy
+
+    not_found = discord.NotFound.__new__(discord.NotFound)
+    assert _privacy.error_type(not_found) == "discord.errors.NotFound"
+    assert _privacy.error_type(discord.NotFound) == "discord.errors.NotFound"
+    assert _privacy.error_type(ValueError("x")) == "ValueError"
+    assert _privacy.error_type(asyncio.TimeoutError()) == "TimeoutError"
+    main_cls = type("Local", (Exception,), {"__module__": "__main__"})
+    assert _privacy.error_type(main_cls()) == "Local"
+    assert _routes.exception_attributes(not_found)[A.EXCEPTION_TYPE] == "discord.errors.NotFound"
+    assert not hasattr(_routes, "_qualname")
+
+
+def test_exception_attributes_tolerate_a_failing_str() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("broken __str__")
+
+    attrs = _routes.exception_attributes(Unprintable())
+    assert attrs[A.EXCEPTION_TYPE].endswith("Unprintable")
+    assert attrs[A.EXCEPTION_MESSAGE] == "<unprintable Unprintable object>"
+    assert isinstance(attrs[A.EXCEPTION_STACKTRACE], str)
+
+
 async def test_connection_error_type_is_exception_class(span_exporter: Any) -> None:
     async with stub_discord() as stub:
         with instrumented():

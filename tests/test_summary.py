@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otel_bot import _attributes as A
-from otel_bot import _guard, _state
+from otel_bot import _guard, _privacy, _state
 from otel_bot._config import Settings
 from otel_bot._flow import FlowTracker, checkpoint
 from otel_bot._summary import LOGGER_NAME, WaterfallProcessor, format_trace, wants_ascii
@@ -421,6 +421,55 @@ def test_real_spans_from_flow_and_checkpoints(captured: tuple[logging.Logger, Li
     assert lines[-1].startswith("   ! report took ") and lines[-1].endswith("ms over)")
     assert record.levelno == logging.WARNING  # threshold 0: exceeded
     assert len(exporter.get_finished_spans()) == 3
+
+
+def test_waterfall_lines_are_redacted_through_the_apps_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocks are logged to otel_bot.waterfall, a child of the otel_bot logger whose filter
+    never sees them: a token in a status description is redacted on the way out all the same."""
+    from tests.rest_stub import BOT_TOKEN, WEBHOOK_TOKEN
+
+    app = logging.getLogger("otel_bot")  # the app's handler sits where the records propagate
+    handler = ListHandler()
+    app.addHandler(handler)
+    wf = logging.getLogger(LOGGER_NAME)
+    provider = TracerProvider()
+    proc = WaterfallProcessor(ascii=True, timer=False)  # default logger, the app's handlers
+    provider.add_span_processor(proc)
+    try:
+        assert proc._handler is None and wf.propagate
+        tracer = provider.get_tracer("test")
+        with tracer.start_as_current_span("/leaky", kind=SpanKind.SERVER) as root:
+            with tracer.start_as_current_span("step") as step:
+                step.set_status(Status(StatusCode.ERROR, f"failed: /webhooks/{1234}/{WEBHOOK_TOKEN}/messages"))
+            root.set_status(Status(StatusCode.ERROR, f"Bot {BOT_TOKEN} rejected"))
+    finally:
+        proc.shutdown()
+        app.removeHandler(handler)
+    records = [r for r in handler.records if r.name == LOGGER_NAME]
+    assert len(records) == 1
+    text = records[0].getMessage()
+    assert "/leaky" in text and "step" in text and "REDACTED" in text
+    assert BOT_TOKEN not in text and WEBHOOK_TOKEN not in text
+    assert any(isinstance(f, _privacy.RedactingFilter) for f in wf.filters)
+
+
+def test_waterfall_own_writer_and_custom_logger_redact(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.rest_stub import BOT_TOKEN
+
+    stream = io.StringIO()
+    name = "tests.wf.redact"
+    log = logging.getLogger(name)
+    provider = TracerProvider()
+    proc = WaterfallProcessor(stream=stream, ascii=True, timer=False, logger=name)
+    provider.add_span_processor(proc)
+    try:
+        with provider.get_tracer("test").start_as_current_span("/x", kind=SpanKind.SERVER) as root:
+            root.set_status(Status(StatusCode.ERROR, f"token {BOT_TOKEN}"))
+    finally:
+        proc.shutdown()
+    out = stream.getvalue()
+    assert "/x" in out and "REDACTED" in out and BOT_TOKEN not in out
+    assert not any(isinstance(f, _privacy.RedactingFilter) for f in log.filters)  # removed again
 
 
 def test_default_output_goes_through_logging_without_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
