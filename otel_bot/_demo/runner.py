@@ -35,10 +35,12 @@ from typing import Any, TextIO
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from .._privacy import install_log_redaction
 from .progress import BarAwareHandler
 from .stats import DemoCollector, TraceInfo, summarize
 
 log = logging.getLogger("otel_bot.demo")
+install_log_redaction(log)  # the demo's own lines go through the same token redaction
 
 #: Runs up to this many actions print every trace; longer runs print a sample and a progress bar.
 SHORT_RUN_ACTIONS = 60
