@@ -81,6 +81,8 @@ class Settings:
     trace_db: bool = True
     trace_dbapi: bool = False
     capture_db_parameters: bool = False
+    #: ``db.query.text`` as written (literals and comments kept); off: literals become ``?``
+    capture_db_query_literals: bool = False
     slow_query_ms: float = 100.0
     repeated_query_threshold: int = 5
     # executors and the event loop

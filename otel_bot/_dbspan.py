@@ -8,8 +8,16 @@ stable database semantic conventions (``db.system.name``, ``db.query.text``, ``d
 ``db.response.status_code`` and ``error.type``), the name ``{operation} {table}``, and the slow and
 repeated query checks.
 
+Query literals (the database conventions: capture ``db.query.text`` by default only sanitised):
+:func:`sanitize_sql` replaces every literal value with ``?`` and drops comments, so a bot that builds
+SQL with f-strings puts no message content, names or option values into spans; placeholders
+(``$1``, ``?``, ``%s``) stay, so a parameterised query keeps its exact text. The error message a DB
+span records has the values it quotes scrubbed (:func:`scrub_db_message`; SQLSTATE and error type
+kept). ``Settings.capture_db_query_literals=True`` records both raw.
+
 Repeated queries (the N+1 pattern): every statement a unit of work runs is counted in
-``WorkUnit.query_counts`` (whitespace-normalised text). When one statement reaches
+``WorkUnit.query_counts`` (whitespace-normalised *sanitised* text, so an f-string loop
+``WHERE id = {i}`` is one statement, whatever ``capture_db_query_literals`` says). When one statement reaches
 ``Settings.repeated_query_threshold`` runs, the unit's root span gets ONE ``db.repeated_query`` event
 naming the statement, with ``bot.db.repeat_count`` = the threshold, at the moment it is crossed (so it
 shows even if the root never ends cleanly, and its timestamp marks where the loop became visible).
@@ -28,7 +36,7 @@ import contextvars
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
@@ -113,6 +121,204 @@ def span_name(operation: str, table: str | None, fallback: str, prefix: str = ""
     return f"{prefix} {core}" if prefix else core
 
 
+# --- SQL literal sanitiser --------------------------------------------------------------------------
+#
+# What goes: every literal value (string constants '...' with '' escapes, E'...' with backslash
+# escapes, B'...'/X'...' bit and hex strings, N'...' and U&'...', dollar-quoted $tag$...$tag$ bodies,
+# numbers: 42, -5, 1.5, .5, 1e10, 0x1F, 1_000) becomes ``?``; comments are dropped (``--`` to the end
+# of the line, ``/* */`` nested as PostgreSQL nests them): they can hold data, and drivers append
+# per-call comments (sqlcommenter's ``traceparent``) that would make each call a different statement.
+# What stays: keywords (``TRUE``, ``FALSE``, ``NULL`` are keywords, not data), identifiers (``t1``,
+# ``col2``, ``"Quoted 1"``), placeholders (``$1``, ``?``, ``?1``, ``:1``, ``%s``, ``%(name)s``),
+# operators and whitespace. An unterminated literal or comment takes the rest of the text with it.
+
+#: Where a token can start; a literal's letter prefix (``E``, ``B``, ``X``, ``N``, ``U&``) is
+#: looked at from its quote, so the scan skips words at C speed.
+_SQL_CANDIDATE = re.compile(r"""[-"/'$?:.\d]""")
+_SQL_TOKEN = re.compile(
+    r"""
+     (?P<qident>"[^"]*(?:""[^"]*)*"?)
+    |(?P<lcomment>--[^\n]*)
+    |(?P<bcomment>/\*)
+    |(?P<str>'[^']*(?:''[^']*)*'?)
+    |(?P<dollar>(?<![\w$])\$(?:[^\W\d]\w*)?\$)
+    |(?P<param>\$\d+|\?\d*|(?<![\w:\])]):\d+)
+    |(?P<num>(?:-\s*)?(?<![\w$.])
+        (?:0[xX][0-9A-Fa-f_]+|0[bB][01_]+|0[oO][0-7_]+
+          |(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?))
+    """,
+    re.X,
+)
+#: The body of an ``E'...'`` string: backslash escapes as well as ``''``.
+_ESCAPE_STRING = re.compile(r"'[^'\\]*(?:(?:\\.|'')[^'\\]*)*'?", re.S)
+_STRING_PREFIXES = frozenset("EeBbXxNn")
+#: Before a ``-``: these make it a binary minus (``a - 1``), unless the word is a keyword.
+_OPERAND_END = re.compile(r"[\w)\]\"'?$]")
+_UNARY_AFTER_WORDS = frozenset(
+    "select where and or not then else when return returning limit offset by in is between values "
+    "like ilike any all some case set on having distinct as".split()
+)
+_LAST_WORD = re.compile(r"(\w+)\s*$")
+
+
+def _unary_minus(query: str, start: int) -> bool:
+    """Whether the ``-`` at ``query[start]`` is a sign (``= -5``, ``(-1``, ``SELECT -1``)."""
+    before = query[max(0, start - 64) : start].rstrip()
+    if not before or not _OPERAND_END.match(before[-1]):
+        return True
+    word = _LAST_WORD.search(before[-24:])
+    return word is not None and word.group(1).lower() in _UNARY_AFTER_WORDS
+
+
+def _block_comment_end(query: str, pos: int) -> int:
+    """Index after the ``*/`` closing the (nested) comment opened just before ``pos``."""
+    depth, n = 1, len(query)
+    while depth:
+        close = query.find("*/", pos)
+        if close < 0:
+            return n
+        opened = query.find("/*", pos, close)
+        if opened >= 0:
+            depth, pos = depth + 1, opened + 2
+        else:
+            depth, pos = depth - 1, close + 2
+    return pos
+
+
+def _string_prefix(query: str, quote: int) -> int:
+    """How many characters before the quote at ``quote`` are a literal prefix (``E``, ``U&``...)."""
+    if quote >= 1 and query[quote - 1] in _STRING_PREFIXES:
+        size = 1
+    elif quote >= 2 and query[quote - 1] == "&" and query[quote - 2] in "Uu":
+        size = 2
+    else:
+        return 0
+    head = quote - size
+    if head and (query[head - 1].isalnum() or query[head - 1] in "_$"):
+        return 0  # the end of a word (WHERE'x'), not a prefix
+    return size
+
+
+def _sanitize(query: str) -> str:
+    out: list[str] = []
+    pos = scan = 0  # query[pos:] is not yet copied; the next token starts at or after scan
+    n = len(query)
+    candidate = _SQL_CANDIDATE.search
+    token = _SQL_TOKEN.match
+    while True:
+        found = candidate(query, scan)
+        if found is None:
+            break
+        start = found.start()
+        match = token(query, start)
+        if match is None:
+            scan = start + 1
+            continue
+        kind = match.lastgroup
+        end = match.end()
+        if kind == "qident" or kind == "param":
+            scan = end
+            continue
+        if kind == "str":
+            prefix = _string_prefix(query, start)
+            if prefix == 1 and query[start - 1] in "Ee":
+                escaped = _ESCAPE_STRING.match(query, start)
+                if escaped is not None:  # always: the pattern matches any text after a quote
+                    end = escaped.end()
+            start -= prefix
+        out.append(query[pos:start])
+        if kind == "lcomment" or kind == "bcomment":
+            if kind == "bcomment":
+                end = _block_comment_end(query, end)
+            # a comment separates tokens: one space where it had no whitespace around it
+            before = query[start - 1] if start else " "
+            after = query[end] if end < n else " "
+            if not before.isspace() and not after.isspace():
+                out.append(" ")
+        elif kind == "dollar":
+            tag = match.group()
+            close = query.find(tag, end)
+            end = n if close < 0 else close + len(tag)
+            out.append("?")
+        elif kind == "num" and query[start] == "-" and not _unary_minus(query, start):
+            text = match.group()
+            out.append(text[: len(text) - len(text[1:].lstrip())] + "?")  # "- ?": a binary minus
+        else:
+            out.append("?")
+        pos = scan = end
+    if not out:
+        return query
+    out.append(query[pos:])
+    return "".join(out).strip()
+
+
+_sanitize_cached = lru_cache(maxsize=512)(_sanitize)
+
+
+def sanitize_sql(query: str) -> str:
+    """``query`` with every literal value replaced by ``?`` and comments dropped; the text itself
+    when it holds neither (a parameterised query). Cut to the first 4096 characters (all a span
+    carries); cached per text (LRU, 512 statements: a bot repeats the same ones)."""
+    if len(query) > _MAX_QUERY_TEXT:
+        query = query[:_MAX_QUERY_TEXT]
+    return _sanitize_cached(query)
+
+
+def query_text(query: str, settings: Any) -> str:
+    """What ``db.query.text`` carries: the sanitised text unless
+    ``Settings.capture_db_query_literals`` is on."""
+    if getattr(settings, "capture_db_query_literals", False):
+        return query
+    return sanitize_sql(query)
+
+
+# --- database error messages ------------------------------------------------------------------------
+
+#: A double-quoted name after one of these words names a schema object: kept (``relation "t"``).
+_OBJECT_WORDS = (
+    "relation|table|column|constraint|index|type|function|procedure|aggregate|operator|schema|"
+    "sequence|view|database|role|extension|trigger|domain|parameter|savepoint|cursor|statement|"
+    "portal|collation|tablespace|policy|rule|publication|subscription|server|attribute|enum"
+)
+_MESSAGE_SCRUB = re.compile(
+    r"""(?P<line>^(?P<line_head>\s*LINE\s+\d+:\s?)(?P<line_sql>[^\n]*))
+    |(?P<key>(?P<key_head>\bKey\s+\([^\n]*?\)=\()[^\n]*\))
+    |(?P<row>(?P<row_head>\bFailing\ row\ contains\s+\()[^\n]*\))
+    |(?P<obj>\b(?:"""
+    + _OBJECT_WORDS
+    + r""")\s+"[^"\n]*")
+    |(?P<dq>"[^"\n]*")
+    |(?P<sq>'[^'\n]*')
+    """,
+    re.X | re.M | re.I,
+)
+
+
+def _scrub_one(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind == "line_sql" or kind == "line":
+        return match.group("line_head") + sanitize_sql(match.group("line_sql"))
+    if kind == "key":
+        return match.group("key_head") + "?)"
+    if kind == "row":
+        return match.group("row_head") + "?)"
+    if kind == "obj":
+        return match.group()
+    return '"?"' if kind == "dq" else "'?'"
+
+
+@lru_cache(maxsize=128)
+def scrub_db_message(message: str) -> str:
+    """A database error message with the values it quotes replaced by ``?``.
+
+    PostgreSQL quotes input values (``invalid input syntax for type integer: "abc"``,
+    ``syntax error at or near "Brien"``, ``DETAIL:  Key (id)=(5) already exists.``, ``Failing row
+    contains (...)``) and psycopg2 echoes the statement (``LINE 1: ...``). Names of schema objects
+    (``relation "t"``, ``column "n"``, ``constraint "t_pkey"``) stay, so the message still says what
+    failed."""
+    return _MESSAGE_SCRUB.sub(_scrub_one, message)
+
+
 # --- attribute normalisation -------------------------------------------------------------------
 
 _RENAMED: dict[str, str] = {
@@ -179,6 +385,18 @@ def parameter_attributes(params: Any, limit: int) -> dict[str, str]:
     return out
 
 
+def error_scrubber(exc: BaseException, settings: Any = None) -> Callable[[str], str] | None:
+    """What to pass as ``record_error(..., scrub=)`` for ``exc``: :func:`scrub_db_message` when it
+    is a database error (it has a SQLSTATE or SQLite error name) and literals are not captured,
+    else ``None``. For spans other than the DB span that record the same exception (a root whose
+    command let an asyncpg error escape, an executor job)."""
+    if settings is None:
+        settings = _state.settings_or_default()
+    if getattr(settings, "capture_db_query_literals", False) or error_status_code(exc) is None:
+        return None
+    return scrub_db_message
+
+
 def error_status_code(exc: BaseException) -> str | None:
     """The database's own error code: SQLSTATE (asyncpg, psycopg2) or SQLite's error name."""
     for attr in ("sqlstate", "pgcode", "sqlite_errorname"):
@@ -200,7 +418,10 @@ _NOT_COUNTED = frozenset(
 )
 
 
-def _count_repeat(normalised: str, span: Span, settings: Any) -> None:
+def _count_repeat(normalised: str, span: Span, settings: Any, text: str | None = None) -> None:
+    """Count one run of the statement ``normalised`` (the whitespace-normalised *sanitised*
+    text, so ``WHERE id = 1`` and ``WHERE id = 2`` are one statement); ``text`` is what the
+    ``db.repeated_query`` event shows (the raw statement when literals are captured)."""
     threshold = settings.repeated_query_threshold
     if threshold <= 0 or not normalised:
         return
@@ -223,7 +444,7 @@ def _count_repeat(normalised: str, span: Span, settings: Any) -> None:
     if first_report and unit.span.is_recording():
         operation, table, _ = summarize(normalised)
         event: dict[str, AttributeValue] = {
-            A.DB_QUERY_TEXT: normalised,
+            A.DB_QUERY_TEXT: text or normalised,
             A.BOT_DB_REPEAT_COUNT: count,
             A.DB_OPERATION_NAME: operation,
         }
@@ -249,9 +470,11 @@ class DbSpan(Span):
         if pair is None:
             return
         key, value = pair
-        if key == A.DB_QUERY_TEXT and isinstance(value, str) and not self._owner.named:
-            self._owner.on_query(value)
-            return
+        if key == A.DB_QUERY_TEXT and isinstance(value, str):
+            if not self._owner.named:
+                self._owner.on_query(value)
+                return
+            value = query_text(value, self._owner.settings)
         self._span.set_attribute(key, value)
 
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
@@ -329,20 +552,28 @@ class QuerySpan:
         self._nested: object = None
         self._t0 = 0.0
 
+    @property
+    def settings(self) -> Any:
+        """The settings this call runs under (known once the span started)."""
+        return self._settings
+
     def on_query(self, query: str) -> None:
         """The query text became known: stable attributes, name, repeat count."""
         span = self._span
         if span is None:
             return
-        operation, table, normalised = summarize(query)
-        span.set_attribute(A.DB_QUERY_TEXT, query)
+        settings = self._settings
+        sanitized = sanitize_sql(query)
+        operation, table, normalised = summarize(sanitized)
+        raw = settings.capture_db_query_literals
+        span.set_attribute(A.DB_QUERY_TEXT, query if raw else sanitized)
         if operation:
             span.set_attribute(A.DB_OPERATION_NAME, operation)
         if table:
             span.set_attribute(A.DB_COLLECTION_NAME, table)
         span.update_name(span_name(operation, table, self._name, self._prefix))
         self.named = True
-        _count_repeat(normalised, span, self._settings)
+        _count_repeat(normalised, span, settings, summarize(query)[2] if raw else None)
 
     def __enter__(self) -> Span:
         if quiet.get() or _in_query.get():
@@ -350,6 +581,7 @@ class QuerySpan:
         settings = self._settings = _state.settings_or_default()
         span: Span | None = None
         normalised = ""
+        shown: str | None = None  # what a db.repeated_query event shows, when not ``normalised``
         # Guarded: a provider, sampler or span processor that raises (or our own name and
         # attribute work failing) must not fail the user's query: it then runs untraced.
         with guard("db.start"):
@@ -357,7 +589,12 @@ class QuerySpan:
             name = self._name
             query = attrs.get(A.DB_QUERY_TEXT)
             if isinstance(query, str):
-                operation, table, normalised = summarize(query)
+                sanitized = sanitize_sql(query)
+                operation, table, normalised = summarize(sanitized)
+                if settings.capture_db_query_literals:
+                    shown = summarize(query)[2]
+                else:
+                    attrs[A.DB_QUERY_TEXT] = sanitized
                 if operation:
                     attrs[A.DB_OPERATION_NAME] = operation
                 if table:
@@ -378,7 +615,7 @@ class QuerySpan:
         self._t0 = time.perf_counter()
         if normalised:
             with guard("db.repeated_query"):
-                _count_repeat(normalised, span, settings)
+                _count_repeat(normalised, span, settings, shown)
         return DbSpan(span, self)
 
     def __exit__(
@@ -407,7 +644,10 @@ class QuerySpan:
             if code:
                 span.set_attribute(A.DB_RESPONSE_STATUS_CODE, code)
             span.set_attribute(A.ERROR_TYPE, _privacy.error_type(exc))
-            _privacy.record_error(span, exc)  # redacted message / stack, ERROR status
+            # redacted message / stack, ERROR status; the values the message quotes scrubbed
+            # unless literals are captured (PostgreSQL quotes the input it could not take)
+            scrub = None if self._settings.capture_db_query_literals else scrub_db_message
+            _privacy.record_error(span, exc, scrub=scrub)  # any DB-span error, SQLSTATE or not
         threshold = self._settings.slow_query_ms
         if threshold > 0 and elapsed_ms >= threshold:
             span.set_attribute(A.BOT_DB_SLOW, True)
@@ -446,8 +686,12 @@ class DbTracer(Tracer):
     ) -> Span:
         span: Span = INVALID_SPAN
         with guard("db.start"):  # a failing provider/sampler/processor: the query runs untraced
+            attrs = normalise(attributes)
+            query = attrs.get(A.DB_QUERY_TEXT)
+            if isinstance(query, str):
+                attrs[A.DB_QUERY_TEXT] = query_text(query, _state.settings_or_default())
             span = self._tracer.start_span(
-                name, context, kind, normalise(attributes), links, start_time, record_exception,
+                name, context, kind, attrs, links, start_time, record_exception,
                 set_status_on_exception,
             )
         return span

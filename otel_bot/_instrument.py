@@ -112,6 +112,7 @@ _ENV_BOOL = (
     "trace_db",
     "trace_dbapi",
     "capture_db_parameters",
+    "capture_db_query_literals",
     "trace_executor",
     "mirror_logs_as_events",
 )

@@ -28,7 +28,7 @@ import hmac
 import logging
 import re
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode
@@ -168,14 +168,30 @@ def record_error(
     secrets: Iterable[str | None] = (),
     *,
     status_limit: int | None = MAX_STATUS_LENGTH,
+    scrub: Callable[[str], str] | None = None,
 ) -> str:
     """Drop-in for ``span.record_exception(exc)`` + ``set_status(ERROR, "Type: message")``:
     message and stack trace redacted (known and token-shaped secrets), made encodable, the stack
-    trace cut to its last :data:`MAX_STACKTRACE_LENGTH` characters. Returns the description."""
+    trace cut to its last :data:`MAX_STACKTRACE_LENGTH` characters. Returns the description.
+
+    ``scrub`` (optional) rewrites the redacted message once more (the DB spans pass
+    :func:`otel_bot._dbspan.scrub_db_message`: the values a database error quotes become ``?``);
+    the message where the stack trace repeats it is rewritten the same way. Without it, a
+    database error (one with a SQLSTATE) is scrubbed the same way on whichever span records it
+    (a root whose command let an asyncpg error escape, an executor job), unless
+    ``capture_db_query_literals`` is on."""
     from . import _attributes as A
     from ._routes import exception_attributes
 
     attrs = exception_attributes(exc, secrets)
+    if scrub is None:
+        scrub = _db_scrubber(exc)
+    if scrub is not None:
+        raw_message = attrs[A.EXCEPTION_MESSAGE]
+        scrubbed = scrub(raw_message)
+        if scrubbed != raw_message:
+            attrs[A.EXCEPTION_MESSAGE] = scrubbed
+            attrs[A.EXCEPTION_STACKTRACE] = attrs[A.EXCEPTION_STACKTRACE].replace(raw_message, scrubbed)
     message = clean_text(attrs[A.EXCEPTION_MESSAGE], MAX_EXCEPTION_MESSAGE_LENGTH)
     stack = clean_text(attrs[A.EXCEPTION_STACKTRACE], None)
     if len(stack) > MAX_STACKTRACE_LENGTH:
@@ -190,6 +206,17 @@ def record_error(
         description = description[:status_limit]
     span.set_status(Status(StatusCode.ERROR, description))
     return description
+
+
+def _db_scrubber(exc: BaseException) -> Callable[[str], str] | None:
+    """The DB error-message scrubber for ``exc`` when it is a database error, else ``None``."""
+    if not any(hasattr(exc, a) for a in ("sqlstate", "pgcode", "sqlite_errorname")):
+        return None
+    try:
+        from ._dbspan import error_scrubber
+    except ImportError:  # pragma: no cover - part of the package
+        return None
+    return error_scrubber(exc)
 
 
 class RedactingFilter(logging.Filter):

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -167,8 +169,9 @@ async def test_queries_are_children_of_the_root_with_stable_attributes(
     assert unit.query_counts == {
         "SELECT id, name FROM players WHERE mmr > $1 ORDER BY id": 1,
         "SELECT name FROM players WHERE id = $1": 1,
-        "UPDATE players SET mmr = mmr + 1 WHERE id = $1": 1,
+        "UPDATE players SET mmr = mmr + ? WHERE id = $1": 1,  # keyed on the sanitised text
     }
+    assert update.attributes[A.DB_QUERY_TEXT] == "UPDATE players SET mmr = mmr + ? WHERE id = $1"
 
 
 async def test_failed_query_records_sqlstate_and_propagates(
@@ -287,7 +290,7 @@ async def test_repeated_query_threshold_is_configurable(
     root = only(span_exporter.get_finished_spans(), "root")
     events = [e for e in root.events if e.name == A.EVENT_REPEATED_QUERY]
     assert [e.attributes[A.BOT_DB_REPEAT_COUNT] for e in events] == [2]
-    assert events[0].attributes[A.DB_QUERY_TEXT] == "SELECT 1"
+    assert events[0].attributes[A.DB_QUERY_TEXT] == "SELECT ?"  # sanitised
 
 
 async def test_slow_query_attribute_and_event(
@@ -445,7 +448,7 @@ async def test_dbapi_switch_traces_sqlite3_and_psycopg2(
     pg_span = only(spans, "SELECT")
     assert child_of(pg_span, root)
     assert pg_span.attributes[A.DB_SYSTEM_NAME] == "postgresql"
-    assert pg_span.attributes[A.DB_QUERY_TEXT] == "SELECT 1 AS one"
+    assert pg_span.attributes[A.DB_QUERY_TEXT] == "SELECT ? AS one"
     assert pg_span.attributes[A.DB_NAMESPACE] == "test" or isinstance(pg_span.attributes[A.DB_NAMESPACE], str)
 
 
@@ -532,7 +535,7 @@ async def test_trace_db_adapter_class_and_errors(
     assert db.fetch_all(sql="SELECT 3") == [(3,)]
     (span,) = span_exporter.get_finished_spans()
     assert span.name == "SELECT"
-    assert span.attributes[A.DB_QUERY_TEXT] == "SELECT 3"
+    assert span.attributes[A.DB_QUERY_TEXT] == "SELECT ?"
     assert A.DB_QUERY_PARAMETER_PREFIX + "0" not in span.attributes
     _db.untrace_db_adapter(Adapter)
     assert Adapter.fetch_all is SqliteAdapter.fetch_all or "fetch_all" not in vars(Adapter)
@@ -583,6 +586,36 @@ async def test_e2e_slash_command_queries_are_children_of_the_interaction(
     ]
 
 
+async def test_e2e_db_error_escaping_to_the_root_is_scrubbed_there_too(
+    offline_discord: Any, discord_bot: Any, span_exporter: InMemorySpanExporter, instrumented: Any,
+    pg_pool_factory: Any,
+) -> None:
+    import discord
+
+    pool = await pg_pool_factory(min_size=1, max_size=2)
+    await _setup_players(pool)
+    instrumented(discord_bot)
+    secret = "hunter2-root-secret"
+
+    @discord_bot.tree.command(name="lookup", description="Look a player up")
+    async def lookup(interaction: discord.Interaction) -> None:
+        await pool.fetchval(f"SELECT name FROM players WHERE id = '{secret}'")  # raises 22P02
+
+    span_exporter.clear()
+    offline_discord.inject(discord_bot, "INTERACTION_CREATE", offline_discord.payloads.slash_command("lookup"))
+    spans = await wait_roots(span_exporter, 1, name="/lookup")
+    root = only(spans, "/lookup")
+    assert root.status.status_code is StatusCode.ERROR
+    event = _exception_event(root)
+    assert event[A.EXCEPTION_TYPE] == "asyncpg.exceptions.InvalidTextRepresentationError"
+    assert event[A.EXCEPTION_MESSAGE] == 'invalid input syntax for type integer: "?"'
+    for span in spans:
+        assert secret not in repr(dict(span.attributes or {}))
+        assert secret not in (span.status.description or "")
+        for e in span.events:
+            assert secret not in repr(dict(e.attributes or {}))
+
+
 async def test_e2e_pool_of_one_second_interaction_shows_the_acquire_wait(
     offline_discord: Any, discord_bot: Any, span_exporter: InMemorySpanExporter, instrumented: Any,
     pg_pool_factory: Any,
@@ -629,8 +662,8 @@ async def test_transaction_statements_are_not_an_n_plus_one(
                 async with con.transaction():
                     await con.execute("SELECT 1")
     root = only(span_exporter.get_finished_spans(), "root")
-    assert [e.attributes[A.DB_QUERY_TEXT] for e in root.events if e.name == A.EVENT_REPEATED_QUERY] == ["SELECT 1"]
-    assert set(unit.query_counts) == {"SELECT 1"}
+    assert [e.attributes[A.DB_QUERY_TEXT] for e in root.events if e.name == A.EVENT_REPEATED_QUERY] == ["SELECT ?"]
+    assert set(unit.query_counts) == {"SELECT ?"}
 
 
 async def test_instrument_bot_round_trip_restores_every_patch(discord_bot: Any, pg_pool_factory: Any) -> None:
@@ -821,3 +854,315 @@ async def test_contrib_spans_are_stable_whatever_its_mode(
     assert _dbspan.normalise({A.SERVER_ADDRESS: "/tmp/.s.PGSQL.5432", A.NETWORK_TRANSPORT: "pipe"})[
         A.NETWORK_TRANSPORT
     ] == "unix"
+
+
+# --- query literals: sanitised by default (audit finding 16) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        # string constants, with '' escapes; E'' strings with backslash escapes; prefixed strings
+        ("SELECT * FROM t WHERE name = 'it''s'", "SELECT * FROM t WHERE name = ?"),
+        ("SELECT E'\\n', e'a\\'b''c' FROM t", "SELECT ?, ? FROM t"),
+        ("SELECT E'\\\\', 'plain\\' FROM t", "SELECT ?, ? FROM t"),  # a plain string ends at its quote
+        ("SELECT X'1F', B'1010', N'nat', U&'d\\0061t' UESCAPE '!'", "SELECT ?, ?, ?, ? UESCAPE ?"),
+        ("SELECT 'a' || 'b'", "SELECT ? || ?"),
+        ("WHERE'x' = name", "WHERE? = name"),  # the end of a word is not a prefix
+        ("SELECT 'unterminated, AND secret", "SELECT ?"),
+        ("SELECT '--not a comment', '/* nor this */'", "SELECT ?, ?"),
+        # dollar quoting
+        ("SELECT $$body 'with' quotes 1$$", "SELECT ?"),
+        ("SELECT $fn$a $$ b$fn$ || $x$c$x$", "SELECT ? || ?"),
+        ("DO $$ unterminated", "DO ?"),
+        # placeholders untouched
+        ("SELECT name FROM players WHERE id = $1 AND mmr > $2", "SELECT name FROM players WHERE id = $1 AND mmr > $2"),
+        ("SELECT * FROM t WHERE a = ? AND b = ?2 AND c = :3 AND d = %s AND e = %(e)s",
+         "SELECT * FROM t WHERE a = ? AND b = ?2 AND c = :3 AND d = %s AND e = %(e)s"),
+        # identifiers untouched, numbers replaced
+        ("SELECT t1.col2, a$1, \"Col 3\" FROM t1 JOIN t2 ON t1.id = t2.id", "SELECT t1.col2, a$1, \"Col 3\" FROM t1 JOIN t2 ON t1.id = t2.id"),
+        ("SELECT id FROM players WHERE id = 42 LIMIT 10 OFFSET 20", "SELECT id FROM players WHERE id = ? LIMIT ? OFFSET ?"),
+        ("SELECT 1e10, 1.5e-3, .5, 3., 0x1F, 0b101, 0o17, 1_000_000", "SELECT ?, ?, ?, ?, ?, ?, ?, ?"),
+        ("SELECT -5, (-1), x = -2, y IN (-3,4), x - 1, x-1, mmr - -7", "SELECT ?, (?), x = ?, y IN (?,?), x - ?, x-?, mmr - ?"),
+        ("SELECT '5'::int, x::numeric(10, 2)", "SELECT ?::int, x::numeric(?, ?)"),
+        ("SELECT arr[1:2] FROM t", "SELECT arr[?:?] FROM t"),
+        # keywords stay
+        ("UPDATE t SET done = TRUE, note = NULL WHERE flag = false", "UPDATE t SET done = TRUE, note = NULL WHERE flag = false"),
+        # comments are dropped (they can hold data; sqlcommenter adds one per call)
+        ("SELECT 1 -- user 1234\nFROM t", "SELECT ? \nFROM t"),
+        ("SELECT a /* x /* nested */ still */ FROM t WHERE b=1/*c*/AND c=2", "SELECT a  FROM t WHERE b=? AND c=?"),
+        ("/*traceparent='00-abc-01'*/ SELECT id FROM t", "SELECT id FROM t"),
+        ("SELECT a FROM t /* unterminated", "SELECT a FROM t"),
+        # nothing to replace: the very same text
+        ("BEGIN", "BEGIN"),
+        ("", ""),
+    ],
+)
+def test_sanitize_sql(sql: str, expected: str) -> None:
+    assert _dbspan.sanitize_sql(sql) == expected
+    assert _dbspan.sanitize_sql(expected) == expected  # idempotent
+
+
+def test_sanitize_sql_caches_and_bounds() -> None:
+    parameterised = "SELECT name FROM players WHERE id = $1"
+    assert _dbspan.sanitize_sql(parameterised) is parameterised  # no copy when nothing changes
+    _dbspan._sanitize_cached.cache_clear()
+    query = "SELECT name FROM players WHERE id = 77"
+    for _ in range(3):
+        assert _dbspan.sanitize_sql(query) == "SELECT name FROM players WHERE id = ?"
+    info = _dbspan._sanitize_cached.cache_info()
+    assert (info.hits, info.misses, info.maxsize) == (2, 1, 512)
+    huge = "INSERT INTO t VALUES " + ", ".join(f"({i}, 'secret {i}')" for i in range(2000))
+    sanitized = _dbspan.sanitize_sql(huge)
+    assert len(sanitized) <= 4096 and "secret" not in sanitized and sanitized.startswith("INSERT INTO t VALUES (?, ?)")
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ('invalid input syntax for type integer: "abc"', 'invalid input syntax for type integer: "?"'),
+        ('syntax error at or near "Brien"', 'syntax error at or near "?"'),
+        ('duplicate key value violates unique constraint "players_pkey"\nDETAIL:  Key (id)=(5) already exists.',
+         'duplicate key value violates unique constraint "players_pkey"\nDETAIL:  Key (id)=(?) already exists.'),
+        ('null value in column "name" of relation "players" violates not-null constraint\n'
+         'DETAIL:  Failing row contains (2, null, 7).',
+         'null value in column "name" of relation "players" violates not-null constraint\n'
+         'DETAIL:  Failing row contains (?).'),
+        ('invalid input syntax for type integer: "abc"\nLINE 1: SELECT \'abc\'::int\n               ^\n',
+         'invalid input syntax for type integer: "?"\nLINE 1: SELECT ?::int\n               ^\n'),
+        ('invalid value for parameter "TimeZone": "Mars/Base"', 'invalid value for parameter "TimeZone": "?"'),
+        ("unrecognized token: 'abc", "unrecognized token: 'abc"),  # no closing quote: nothing quoted
+        ('relation "missing_table" does not exist', 'relation "missing_table" does not exist'),
+    ],
+)
+def test_scrub_db_message(message: str, expected: str) -> None:
+    assert _dbspan.scrub_db_message(message) == expected
+
+
+def _exception_event(span: ReadableSpan) -> dict[str, Any]:
+    (event,) = [e for e in span.events if e.name == "exception"]
+    return dict(event.attributes or {})
+
+
+async def test_f_string_query_text_is_sanitised_and_parameterised_unchanged(
+    instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    instrument_db()
+    pool = await pg_pool_factory()
+    await _setup_players(pool)
+    span_exporter.clear()
+    name, guild = "p3", 123456789012345678
+    with unit_root():
+        await pool.fetch(f"SELECT id, mmr FROM players WHERE name = '{name}' AND mmr > {guild % 7} -- by {guild}")
+        await pool.fetchval("SELECT id FROM players WHERE name = $1", name)
+        await pool.fetchval("SELECT $tag$it's 'secret'$tag$ || E'\\tmore' || 'O''Brien' AS quote")
+    spans = span_exporter.get_finished_spans()
+    root = only(spans, "root")
+    fstring, parameterised = by_name(spans, "SELECT players")
+    assert fstring.attributes[A.DB_QUERY_TEXT] == "SELECT id, mmr FROM players WHERE name = ? AND mmr > ?"
+    assert parameterised.attributes[A.DB_QUERY_TEXT] == "SELECT id FROM players WHERE name = $1"
+    quoted = only(spans, "SELECT")
+    assert quoted.attributes[A.DB_QUERY_TEXT] == "SELECT ? || ? || ? AS quote"
+    for span in (fstring, parameterised, quoted):
+        assert child_of(span, root) and span.kind is SpanKind.CLIENT
+        assert span.attributes[A.DB_OPERATION_NAME] == "SELECT"
+        assert isinstance(span.attributes[A.DB_QUERY_TEXT], str)
+        assert all(str(guild) not in str(v) and "secret" not in str(v) for v in span.attributes.values())
+
+
+async def test_query_literals_only_when_opted_in(
+    instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    settings = instrument_db(capture_db_query_literals=True)
+    assert settings.capture_db_query_literals is True and Settings().capture_db_query_literals is False
+    pool = await pg_pool_factory()
+    await _setup_players(pool)
+    span_exporter.clear()
+    query = "SELECT mmr FROM players WHERE name = 'p2' /* note */"
+    with unit_root():
+        assert await pool.fetchval(query) == 1002
+        with pytest.raises(asyncpg.InvalidTextRepresentationError):
+            await pool.fetchval("SELECT 'not-a-number'::int")
+    spans = span_exporter.get_finished_spans()
+    assert only(spans, "SELECT players").attributes[A.DB_QUERY_TEXT] == query
+    failed = only(spans, "SELECT")
+    assert failed.attributes[A.DB_QUERY_TEXT] == "SELECT 'not-a-number'::int"
+    assert _exception_event(failed)[A.EXCEPTION_MESSAGE] == 'invalid input syntax for type integer: "not-a-number"'
+
+
+async def test_n_plus_one_with_f_string_literals_is_one_statement(
+    instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    instrument_db()
+    pool = await pg_pool_factory()
+    await _setup_players(pool)
+    span_exporter.clear()
+    with unit_root() as unit:
+        for i in range(7):
+            await pool.fetchval(f"SELECT name FROM players WHERE id = {i}")
+    spans = span_exporter.get_finished_spans()
+    root = only(spans, "root")
+    sanitized = "SELECT name FROM players WHERE id = ?"
+    events = [e for e in root.events if e.name == A.EVENT_REPEATED_QUERY]
+    assert len(events) == 1
+    assert dict(events[0].attributes or {}) == {
+        A.DB_QUERY_TEXT: sanitized,
+        A.BOT_DB_REPEAT_COUNT: 5,
+        A.DB_OPERATION_NAME: "SELECT",
+        A.DB_COLLECTION_NAME: "players",
+    }
+    selects = by_name(spans, "SELECT players")
+    assert [s.attributes.get(A.BOT_DB_REPEAT_COUNT) for s in selects] == [None, None, None, None, 5, 6, 7]
+    assert {s.attributes[A.DB_QUERY_TEXT] for s in selects} == {sanitized}
+    assert dict(unit.query_counts) == {sanitized: 7}
+    # opted into raw text: still one statement; the event shows the run that crossed the threshold
+    span_exporter.clear()
+    instrument_db(capture_db_query_literals=True)
+    with unit_root():
+        for i in range(5):
+            await pool.fetchval(f"SELECT name FROM players WHERE id = {i}")
+    root = only(span_exporter.get_finished_spans(), "root")
+    assert [e.attributes[A.DB_QUERY_TEXT] for e in root.events if e.name == A.EVENT_REPEATED_QUERY] == [
+        "SELECT name FROM players WHERE id = 4"
+    ]
+
+
+async def test_db_error_message_quoting_input_is_scrubbed(
+    instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    instrument_db()
+    pool = await pg_pool_factory()
+    await _setup_players(pool)
+    span_exporter.clear()
+    value = "hunter2-secret"
+    with unit_root():
+        with pytest.raises(asyncpg.InvalidTextRepresentationError) as caught:
+            await pool.fetchval(f"SELECT name FROM players WHERE id = '{value}'")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await pool.execute("INSERT INTO players (id, name) VALUES (3, 'dupe-secret')")
+    assert value in str(caught.value)  # the bot's own exception is untouched
+    bad_input, duplicate = by_name(span_exporter.get_finished_spans(), "SELECT players") + by_name(
+        span_exporter.get_finished_spans(), "INSERT players"
+    )
+    assert bad_input.attributes[A.DB_RESPONSE_STATUS_CODE] == "22P02"
+    assert bad_input.attributes[A.ERROR_TYPE] == "asyncpg.exceptions.InvalidTextRepresentationError"
+    assert bad_input.attributes[A.DB_QUERY_TEXT] == "SELECT name FROM players WHERE id = ?"
+    event = _exception_event(bad_input)
+    assert event[A.EXCEPTION_TYPE] == "asyncpg.exceptions.InvalidTextRepresentationError"
+    assert event[A.EXCEPTION_MESSAGE] == 'invalid input syntax for type integer: "?"'
+    assert value not in event[A.EXCEPTION_STACKTRACE]
+    assert 'InvalidTextRepresentationError: invalid input syntax for type integer: "?"' in event[A.EXCEPTION_STACKTRACE]
+    assert bad_input.status.status_code is StatusCode.ERROR
+    assert bad_input.status.description == 'InvalidTextRepresentationError: invalid input syntax for type integer: "?"'
+    assert duplicate.attributes[A.DB_RESPONSE_STATUS_CODE] == "23505"
+    assert _exception_event(duplicate)[A.EXCEPTION_MESSAGE] == (
+        'duplicate key value violates unique constraint "players_pkey"\nDETAIL:  Key (id)=(?) already exists.'
+    )
+    assert duplicate.attributes[A.DB_QUERY_TEXT] == "INSERT INTO players (id, name) VALUES (?, ?)"
+
+
+async def test_literals_sanitised_on_otel_bots_own_asyncpg_spans(
+    instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    instrument_db()
+    pool = await pg_pool_factory()
+    await _setup_players(pool)
+    span_exporter.clear()
+    with unit_root():
+        async with pool.acquire() as con:
+            await con.fetchmany("SELECT id FROM players WHERE id = $1 AND name <> 'x1'", [(1,), (2,)])
+            stmt = await con.prepare("SELECT name FROM players WHERE mmr > 1003")
+            await stmt.fetch()
+            async with con.transaction():
+                async for _row in con.cursor("SELECT * FROM players WHERE name <> 'x2'", prefetch=20):
+                    pass
+            out: list[bytes] = []
+
+            async def sink(data: bytes) -> None:
+                out.append(data)
+
+            await con.copy_from_query("SELECT id FROM players WHERE name = 'x3'", output=sink)
+    spans = span_exporter.get_finished_spans()
+    texts = {s.name: s.attributes[A.DB_QUERY_TEXT] for s in spans if A.DB_QUERY_TEXT in (s.attributes or {})}
+    assert texts["PREPARE SELECT players"] == "SELECT name FROM players WHERE mmr > ?"
+    assert texts["CURSOR SELECT players"] == "SELECT * FROM players WHERE name <> ?"
+    assert texts["COPY SELECT players"] == "SELECT id FROM players WHERE name = ?"
+    fetchmany = [s for s in by_name(spans, "SELECT players") if s.attributes.get(A.DB_RESPONSE_RETURNED_ROWS) == 2]
+    assert [s.attributes[A.DB_QUERY_TEXT] for s in fetchmany] == ["SELECT id FROM players WHERE id = $1 AND name <> ?"]
+    assert not [v for v in texts.values() if "x1" in v or "x2" in v or "x3" in v or "1003" in v]
+
+
+async def test_literals_sanitised_on_dbapi_and_adapter_spans(
+    instrument_db: Callable[..., Settings], pg_dsn: str, span_exporter: InMemorySpanExporter
+) -> None:
+    instrument_db(trace_dbapi=True)
+    with unit_root():
+        con = sqlite3.connect(":memory:")
+        cur = con.cursor()
+        cur.execute("CREATE TABLE games (id integer, title text)")
+        cur.execute("INSERT INTO games VALUES (1, 'chess')")
+        cur.execute("SELECT id FROM games WHERE title = ?", ("chess",))
+        con.close()
+        psycopg2 = pytest.importorskip("psycopg2")
+        pg = psycopg2.connect(pg_dsn)
+        try:
+            with pg.cursor() as pgcur:
+                with pytest.raises(psycopg2.errors.InvalidTextRepresentation):
+                    pgcur.execute("SELECT 'pg-secret'::int")
+        finally:
+            pg.close()
+    spans = span_exporter.get_finished_spans()
+    assert only(spans, "INSERT games").attributes[A.DB_QUERY_TEXT] == "INSERT INTO games VALUES (?, ?)"
+    assert only(spans, "SELECT games").attributes[A.DB_QUERY_TEXT] == "SELECT id FROM games WHERE title = ?"
+    failed = only(spans, "SELECT")
+    assert failed.attributes[A.DB_SYSTEM_NAME] == "postgresql"
+    assert failed.attributes[A.DB_QUERY_TEXT] == "SELECT ?::int"
+    assert failed.attributes[A.DB_RESPONSE_STATUS_CODE] == "22P02"
+    message = _exception_event(failed)[A.EXCEPTION_MESSAGE]
+    assert message.startswith('invalid input syntax for type integer: "?"\nLINE 1: SELECT ?::int')
+    assert "pg-secret" not in message and "pg-secret" not in (failed.status.description or "")
+    # the adapter wrapper
+    span_exporter.clear()
+    db = SqliteAdapter()
+    _db.trace_db_adapter(db, methods=("execute", "fetch_all"), system="sqlite")
+    db.execute("CREATE TABLE users (id integer, name text)")
+    db.execute("INSERT INTO users VALUES (7, 'ann')")
+    assert db.fetch_all("SELECT id FROM users WHERE name = 'ann'") == [(7,)]
+    assert [(s.name, s.attributes[A.DB_QUERY_TEXT]) for s in span_exporter.get_finished_spans()] == [
+        ("CREATE users", "CREATE TABLE users (id integer, name text)"),
+        ("INSERT users", "INSERT INTO users VALUES (?, ?)"),
+        ("SELECT users", "SELECT id FROM users WHERE name = ?"),
+    ]
+
+
+def test_db_tracer_start_span_sanitises_too(tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter) -> None:
+    tracer = _dbspan.DbTracerProvider(tracer_provider).get_tracer("test")
+    tracer.start_span("q", attributes={A.DB_LEGACY_STATEMENT: "SELECT 'x' FROM t"}).end()
+    (span,) = span_exporter.get_finished_spans()
+    assert span.attributes[A.DB_QUERY_TEXT] == "SELECT ? FROM t"
+    assert A.DB_LEGACY_STATEMENT not in span.attributes
+
+
+def test_error_scrubber_only_for_database_errors() -> None:
+    pg_error = asyncpg.InvalidTextRepresentationError('invalid input syntax for type integer: "abc"')
+    assert _dbspan.error_scrubber(pg_error, Settings()) is _dbspan.scrub_db_message
+    assert _dbspan.error_scrubber(pg_error, Settings(capture_db_query_literals=True)) is None
+    assert _dbspan.error_scrubber(ValueError('"not a db error"'), Settings()) is None
+    sqlite_error = sqlite3.connect(":memory:")
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        sqlite_error.execute("SELECT * FROM nowhere")
+    assert _dbspan.error_scrubber(caught.value, Settings()) is _dbspan.scrub_db_message
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1))
+def test_sanitize_sql_never_leaks_a_quoted_value(value: str) -> None:
+    secret = f"SECRET{value}"
+    quoted = secret.replace("'", "''")
+    escaped = secret.replace("\\", "\\\\").replace("'", "\\'")
+    tag = "q" * (max((len(run) for run in secret.split("$")), default=0) + 1)
+    for literal in (f"'{quoted}'", f"E'{escaped}'", f"${tag}${secret}${tag}$", f"'{quoted}", f"$${secret}"):
+        if literal.startswith("$$") and "$$" in secret:
+            continue
+        sanitized = _dbspan.sanitize_sql(f"SELECT id FROM t WHERE name = {literal} AND id = $1")
+        assert "SECRET" not in sanitized
+        assert sanitized.startswith("SELECT id FROM t WHERE name = ?")
