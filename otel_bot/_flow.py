@@ -100,7 +100,8 @@ class _Entry:
 #: :class:`_Timed` that opened it. One module-level object (``step = checkpoint("x")``) may be
 #: entered by overlapping tasks: each task sees only its own entries, so ``__exit__`` closes the
 #: entry its own ``__enter__`` opened (right span, right duration, right context token).
-_OPEN: ContextVar[tuple[tuple[_Timed, _Entry], ...]] = ContextVar("otel_bot_open_checkpoints", default=())
+#: The off path (suppressed, or no SDK) pushes ``(self, None)``: nothing to time or end.
+_OPEN: ContextVar[tuple[tuple[_Timed, _Entry | None], ...]] = ContextVar("otel_bot_open_checkpoints", default=())
 
 
 class _Timed:
@@ -115,8 +116,9 @@ class _Timed:
     __slots__ = ("_attributes", "_is_measure", "_name", "_stack")
 
     def __init__(self, name: str | None, attributes: Mapping[str, Any], is_measure: bool) -> None:
-        self._name = str(name) if name is not None else None
-        self._attributes = dict(attributes)
+        self._name = name if name is None or type(name) is str else str(name)
+        # Never mutated: checkpoint()/measure() hand over a fresh kwargs dict, measure_time a copy.
+        self._attributes = attributes
         self._is_measure = is_measure
         self._stack: list[_Entry] = []
 
@@ -130,8 +132,10 @@ class _Timed:
         found: _Entry | None = None
         for i in range(len(open_entries) - 1, -1, -1):
             owner, entry = open_entries[i]
-            if owner is self and not entry.closed:
+            if owner is self and (entry is None or not entry.closed):
                 _OPEN.set(open_entries[:i] + open_entries[i + 1 :])
+                if entry is None:  # an entry the off path opened: nothing to end
+                    return None
                 found = entry
                 break
         if found is None:
@@ -150,7 +154,11 @@ class _Timed:
         return f"<otel_bot.{kind} {self._name!r}>"
 
     # context manager ---------------------------------------------------------------------------
-    def _enter(self) -> _Entry:
+    def _enter(self) -> _Entry | None:
+        if not self._is_measure and (_state.is_suppressed() or _is_noop(_state.get_tracer())):
+            # The off path: a checkpoint that records nothing needs no clock and no entry.
+            _OPEN.set((*_OPEN.get(), (self, None)))
+            return None
         name = self._name or "checkpoint"
         m = Measurement(name=name, _perf_start=time.perf_counter_ns(), start_ns=time.time_ns())
         entry = _Entry(span=INVALID_SPAN, token=None, measurement=m)
@@ -199,6 +207,8 @@ class _Timed:
 
     def __enter__(self) -> Any:
         entry = self._enter()
+        if entry is None:
+            return INVALID_SPAN
         return entry.measurement if self._is_measure else entry.span
 
     def __exit__(
@@ -217,21 +227,22 @@ class _Timed:
     # decorator -----------------------------------------------------------------------------------
     def __call__(self, func: _F) -> _F:
         name = self._name or getattr(func, "__qualname__", None) or getattr(func, "__name__", "checkpoint")
-        attributes = self._attributes
-        is_measure = self._is_measure
+        # One object per decorated function: entries are per task (see _OPEN), so concurrent and
+        # recursive calls each close their own span, and no call pays for a new object.
+        timed = _Timed(name, self._attributes, self._is_measure)
 
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with _Timed(name, attributes, is_measure):
+                with timed:
                     return await func(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _Timed(name, attributes, is_measure):
+            with timed:
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
