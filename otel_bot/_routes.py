@@ -259,6 +259,8 @@ def register_secret(secret: str | None, *, bot: bool = False) -> None:
     """
     if not secret or len(secret) < 8:
         return
+    if bot and secret in _bot_tokens:  # every REST call passes the bot token: the common case
+        return
     with _lock:
         if bot:
             _bot_tokens.add(secret)

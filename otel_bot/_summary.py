@@ -64,7 +64,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import _privacy
-from ._guard import guard
+from ._guard import guard, report
 
 # format_trace is looked up here at call time, so patching otel_bot._summary.format_trace works.
 from ._waterfall import ASCII_SYMBOLS, EMOJI_SYMBOLS, Symbols, format_trace, wants_ascii
@@ -75,6 +75,16 @@ LOGGER_NAME = "otel_bot.waterfall"
 # A logger's filters see only records logged to it, not those propagating from a child: the
 # ``otel_bot`` logger's RedactingFilter never sees this logger's records, so it gets its own.
 _privacy.install_log_redaction(LOGGER_NAME)
+
+
+class _GuardedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The writer thread's console handler: a failing write (closed pipe, full disk) is reported
+    through the guard (``waterfall.write``: logged once, counted) instead of logging's stderr dump."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            report("waterfall.write", exc)
 
 
 # --- the processor -----------------------------------------------------------------------------------
@@ -165,7 +175,7 @@ class WaterfallProcessor(SpanProcessor):
         if stream is None and self._logger.hasHandlers():
             return  # the application's handlers and formats decide
         target = stream if stream is not None else sys.stderr
-        writer = logging.StreamHandler(target)
+        writer = _GuardedStreamHandler(target)
         writer.setFormatter(logging.Formatter("%(message)s"))
         q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         handler = logging.handlers.QueueHandler(q)

@@ -179,10 +179,11 @@ async def test_slow_collector_does_not_slow_the_bot(otlp_receiver: OTLPReceiver)
         await asyncio.sleep(0.3)  # keep probing while the exporter thread works through the backlog
         await probe.stop()
     assert otlp_receiver.in_flight >= 1  # the collector was still sitting on an export
-    # If export ran on the loop, one export alone would stall it for 2 s.
-    assert probe.max_lag < 0.5, probe.max_lag
+    # If export ran on the loop, one export alone would stall it for 2 s; the bounds leave room
+    # for a loaded 2-core machine and still tell the two apart.
+    assert probe.max_lag < 1.0, probe.max_lag
     assert probe.ticks >= 10
-    assert max(latencies) < 1.5 and served_in < 1.5
+    assert max(latencies) < 1.8 and served_in < 1.8, (max(latencies), served_in)
     otlp_receiver.set_delay(0)
     assert await asyncio.to_thread(flush, 30)
     assert len(await otlp_receiver.wait_for_spans_async(3001, timeout=30)) == 3001
