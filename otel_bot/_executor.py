@@ -129,9 +129,9 @@ def _thread_trampoline(call: _Call, ctx: contextvars.Context, func: Callable[...
         call.begin()
         if not call.ended and span.is_recording():  # (ended: cancelled just as the worker took it)
             thread = threading.current_thread()
-            span.set_attribute(A.THREAD_NAME, thread.name)
-            span.set_attribute(A.THREAD_ID, threading.get_ident())
-            span.set_attribute(A.BOT_EXECUTOR_WORKER, thread.name)
+            span.set_attributes(
+                {A.THREAD_NAME: thread.name, A.THREAD_ID: threading.get_ident(), A.BOT_EXECUTOR_WORKER: thread.name}
+            )
     try:
         result = ctx.run(_run_to_thread_aware, span, func, args)
     except BaseException as exc:
@@ -211,8 +211,11 @@ def _wrap_run_in_executor(original: Any) -> Any:
             return original(self, executor, func, *args)
         try:
             if kind == "thread":
-                with trace.use_span(call.span, end_on_exit=False):
+                token = otel_context.attach(trace.set_span_in_context(call.span))
+                try:
                     ctx = contextvars.copy_context()
+                finally:
+                    otel_context.detach(token)
                 future = original(self, executor, _thread_trampoline, call, ctx, func, args)
                 future.add_done_callback(functools.partial(_on_thread_future_done, call))
                 return future

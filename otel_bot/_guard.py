@@ -11,8 +11,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -66,15 +65,28 @@ def reset() -> None:
         _counts.clear()
 
 
-@contextmanager
-def guard(kind: str) -> Iterator[None]:
-    """Run telemetry code; a failure is reported and swallowed (re-raised when strict)."""
-    try:
-        yield
-    except Exception as exc:
+class guard:
+    """Run telemetry code; a failure is reported and swallowed (re-raised when strict).
+
+    A class rather than a ``@contextmanager`` generator: it runs several times per span, and a
+    slotted context manager costs ~0.25 us per use against ~1 us for the generator form.
+    """
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
         if is_strict():
-            raise
-        report(kind, exc)
+            return False
+        report(self.kind, exc)
+        return True
 
 
 def guarded(kind: str, default: Any = None) -> Callable[[_F], _F]:
