@@ -93,16 +93,7 @@ def _note_error_arg(original: Any) -> Any:
 
 
 def _note_callback_errors(original: Any) -> Any:
-    async def callback(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await original(self, *args, **kwargs)
-        except BaseException as exc:
-            root = _roots.current_root()
-            if root is not None:
-                root.note_error(exc)
-            raise
-
-    return callback
+    return _roots.noting_errors(original)
 
 
 # --- views -----------------------------------------------------------------------------------

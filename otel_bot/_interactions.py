@@ -336,19 +336,7 @@ def _wrap_from_interaction(original: Any) -> Any:
 
 
 def _note_errors(original: Any) -> Any:
-    """For coroutines whose exceptions discord.py catches and hands to error handlers: note the
-    exception on the current root, re-raise it untouched."""
-
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await original(self, *args, **kwargs)
-        except BaseException as exc:
-            root = _roots.current_root()
-            if root is not None:
-                root.note_error(exc)
-            raise
-
-    return wrapper
+    return _roots.noting_errors(original)
 
 
 def _note_autocomplete_errors(original: Any) -> Any:

@@ -289,6 +289,23 @@ def _evaluate(span: Span, flow: str, duration_ms: float, settings: Settings) -> 
         evaluate(span, flow, duration_ms, settings)
 
 
+def noting_errors(original: Any) -> Any:
+    """Wrap a coroutine method whose exceptions discord.py catches and hands to error handlers
+    (``CommandTree._call``, ``Item.callback``, ...): note the exception on the current root, then
+    re-raise it untouched."""
+
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        except BaseException as exc:
+            root = current_root()
+            if root is not None:
+                root.note_error(exc)
+            raise
+
+    return wrapper
+
+
 def current_root() -> Root | None:
     """The open root the caller runs inside, if any."""
     unit = _state.get_unit()
