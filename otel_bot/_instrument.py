@@ -305,7 +305,7 @@ def instrument_bot(bot: Any, *, tracer_provider: Any = None, **options: Any) -> 
             return bot
         _activate(settings, "instrument_bot()")
         _patch(settings)
-        _roots.CLIENTS.add(bot)
+        _roots.register_client(bot)
     return bot
 
 
@@ -315,7 +315,7 @@ def uninstrument_bot(bot: Any) -> None:
     with _lock:
         if bot not in _roots.CLIENTS:
             return
-        _roots.CLIENTS.discard(bot)
+        _roots.unregister_client(bot)
         if not _roots.CLIENTS and not _roots.FLAGS.all_clients:
             _unpatch()
 

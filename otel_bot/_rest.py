@@ -176,7 +176,10 @@ def _http_enabled(http: Any) -> bool:
     roots = _roots_module()
     if roots is None or roots.FLAGS.all_clients or not roots.CLIENTS:
         return True
-    return any(getattr(client, "http", None) is http for client in list(roots.CLIENTS))
+    try:
+        return http in roots.HTTP_CLIENTS
+    except TypeError:  # not weak-referenceable: fall back to the scan
+        return any(getattr(client, "http", None) is http for client in list(roots.CLIENTS))
 
 
 def _session_enabled(session: Any) -> bool:

@@ -40,6 +40,23 @@ ROOT_KEY = "otel_bot.root"
 
 #: Clients passed to instrument_bot (weakly held).
 CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
+#: The ``HTTPClient`` of every client in :data:`CLIENTS`, for an O(1) check on every REST call.
+HTTP_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_client(client: Any) -> None:
+    """Trace ``client`` (and its REST calls)."""
+    CLIENTS.add(client)
+    http = getattr(client, "http", None)
+    if http is not None:
+        HTTP_CLIENTS.add(http)
+
+
+def unregister_client(client: Any) -> None:
+    CLIENTS.discard(client)
+    http = getattr(client, "http", None)
+    if http is not None:
+        HTTP_CLIENTS.discard(http)
 
 
 class _Flags:
