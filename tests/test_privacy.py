@@ -29,7 +29,6 @@ import io
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import discord
 import pytest
@@ -45,6 +44,7 @@ from otel_bot import FlowTracker, WaterfallProcessor, checkpoint
 from otel_bot import _attributes as A
 from otel_bot.testing import CALLBACK, CHANNEL_MESSAGES, FOLLOWUP, OfflineDiscord
 from tests.helpers_roots import RootWaiter, roots
+from tests.helpers_secrets import exported_text, fragments, strings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,51 +53,6 @@ PLAIN_TOKEN = "plain-interaction-token-canary-31337"  # no base64 "interaction:"
 
 
 # --- what leaves the process ------------------------------------------------------------------------
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
-    elif value is not None:
-        yield str(value)
-
-
-def exported_text(spans: Iterable[ReadableSpan]) -> list[str]:
-    """Every string an exporter sends for these spans."""
-    out: list[str] = []
-    for span in spans:
-        out.append(span.name)
-        for key, value in (span.attributes or {}).items():
-            out.append(key)
-            out.extend(_strings(value))
-        for event in span.events:
-            out.append(event.name)
-            for key, value in (event.attributes or {}).items():
-                out.append(key)
-                out.extend(_strings(value))
-        for link in span.links:
-            for value in (link.attributes or {}).values():
-                out.extend(_strings(value))
-        if span.status.description:
-            out.append(span.status.description)
-        for value in span.resource.attributes.values():
-            out.extend(_strings(value))
-        if span.instrumentation_scope is not None:
-            out.append(span.instrumentation_scope.name)
-            out.append(span.instrumentation_scope.version or "")
-    return out
-
-
-def fragments(secret: str) -> list[str]:
-    """The secret, its URL-quoted form, and 16-char slices from its middle (a partial leak is a leak)."""
-    mid = len(secret) // 2
-    out = [secret, quote(secret, safe=""), secret[mid - 8 : mid + 8]]
-    if len(secret) >= 32:
-        out += [secret[:16], secret[-16:]]
-    return out
 
 
 def leaks(texts: Sequence[str], secrets: Iterable[str]) -> list[str]:
@@ -111,9 +66,9 @@ def leak_sites(spans: Iterable[ReadableSpan], secrets: Iterable[str]) -> list[st
     sites: list[str] = []
     for span in spans:
         fields: list[tuple[str, str]] = [("name", span.name), ("status", span.status.description or "")]
-        fields += [(f"attr {k}", "\n".join(_strings(v))) for k, v in (span.attributes or {}).items()]
+        fields += [(f"attr {k}", "\n".join(strings(v))) for k, v in (span.attributes or {}).items()]
         fields += [
-            (f"event {e.name} {k}", "\n".join(_strings(v)))
+            (f"event {e.name} {k}", "\n".join(strings(v)))
             for e in span.events
             for k, v in (e.attributes or {}).items()
         ]

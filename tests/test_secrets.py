@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import discord
@@ -21,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_bot import _routes
 from otel_bot.testing import CHANNEL_MESSAGES, OfflineDiscord
+from tests.helpers_secrets import assert_no_secrets, exported_text
 from tests.rest_stub import (
     APP_ID,
     BOT_TOKEN,
@@ -40,56 +40,6 @@ from tests.rest_stub import (
 )
 
 pytestmark = pytest.mark.timeout(40)
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
-    elif value is not None:
-        yield str(value)
-
-
-def exported_text(spans: Iterable[ReadableSpan]) -> list[str]:
-    """Every string an exporter would send for these spans."""
-    out: list[str] = []
-    for span in spans:
-        out.append(span.name)
-        out.extend(str(k) for k in (span.attributes or {}))
-        for value in (span.attributes or {}).values():
-            out.extend(_strings(value))
-        for event in span.events:
-            out.append(event.name)
-            for key, value in (event.attributes or {}).items():
-                out.append(key)
-                out.extend(_strings(value))
-        for link in span.links:
-            for value in (link.attributes or {}).values():
-                out.extend(_strings(value))
-        if span.status.description:
-            out.append(span.status.description)
-        for value in span.resource.attributes.values():
-            out.extend(_strings(value))
-        if span.instrumentation_scope is not None:
-            out.append(span.instrumentation_scope.name)
-    return out
-
-
-def fragments(secret: str) -> list[str]:
-    """The secret, its URL-quoted form, and a middle slice (a partial leak is a leak)."""
-    from urllib.parse import quote
-
-    mid = len(secret) // 2
-    return [secret, quote(secret, safe=""), secret[mid - 8 : mid + 8]]
-
-
-def assert_no_secrets(texts: list[str], secrets: Iterable[str]) -> None:
-    blob = "\n".join(texts)
-    for secret in secrets:
-        for fragment in fragments(secret):
-            assert fragment not in blob, f"token fragment {fragment!r} leaked into telemetry"
 
 
 @pytest.fixture
