@@ -198,7 +198,6 @@ def record_error(
         stack = stack[-MAX_STACKTRACE_LENGTH:]
     attrs[A.EXCEPTION_MESSAGE] = message
     attrs[A.EXCEPTION_STACKTRACE] = stack
-    attrs[A.EXCEPTION_TYPE] = clean_text(attrs[A.EXCEPTION_TYPE], None)
     span.add_event(A.EVENT_EXCEPTION, attrs)
     name = clean_text(type(exc).__name__, None)
     description = f"{name}: {message}" if message else name

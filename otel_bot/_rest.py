@@ -83,7 +83,7 @@ Not covered
 Layout
     This module: the request wrappers, span start, acknowledgement reporting and the patch table.
     :mod:`otel_bot._rest_attempts`: per-attempt capture (``_Call``, the ``json_or_text`` hook) and
-    the final attributes (``_finish``); its names are re-exported here.
+    the final attributes (``_finish``).
 """
 
 from __future__ import annotations
@@ -104,13 +104,7 @@ from . import _attributes as A
 from . import _state
 from ._guard import guard
 from ._patching import Patch
-
-# Response/attempt capture lives in _rest_attempts; these names were defined here before the split.
-from ._rest_attempts import _HTTP_RETRIED as _HTTP_RETRIED  # isort: skip
-from ._rest_attempts import _RATE_LIMIT_HEADERS as _RATE_LIMIT_HEADERS  # isort: skip
-from ._rest_attempts import _as_float as _as_float  # isort: skip
-from ._rest_attempts import _rate_limit_event as _rate_limit_event  # isort: skip
-from ._rest_attempts import _Call, _as_int, _current, _discord_code, _finish, _wrap_json_or_text  # isort: skip
+from ._rest_attempts import _as_int, _Call, _current, _discord_code, _finish, _wrap_json_or_text
 from ._routes import (
     HTTP,
     INTERACTION,
@@ -156,12 +150,10 @@ def _wrap_adapter_request(original: Callable[..., Any]) -> Callable[..., Any]:
         if not _session_enabled(session):
             return await original(self, *args, **kwargs)
         route = args[0] if args else kwargs.get("route")
-        if not settings.trace_rest:
-            # no span, but the acknowledgement of an interaction is still reported
-            if not _is_callback_path(route):
-                return await original(self, *args, **kwargs)
-            return await _traced(original, self, args, kwargs, route, WEBHOOK, None, False)
-        return await _traced(original, self, args, kwargs, route, WEBHOOK, None, True)
+        if not settings.trace_rest and not _is_callback_path(route):
+            return await original(self, *args, **kwargs)
+        # trace_rest off: no span, but the acknowledgement of an interaction is still reported
+        return await _traced(original, self, args, kwargs, route, WEBHOOK, None, bool(settings.trace_rest))
 
     return request
 
@@ -222,14 +214,7 @@ async def _traced(
     recording = False
     ctx_token: Any = None
     if make_span:
-        with guard("rest.start"):
-            span = _state.get_tracer().start_span(info.name, kind=SpanKind.CLIENT)
-            recording = span.is_recording()
-            if recording:
-                _start_attributes(span, route, info, kwargs, http_client)
-            ctx_token = otel_context.attach(
-                otel_context.set_value(_SUPPRESS_HTTP_KEY, True, trace.set_span_in_context(span))
-            )
+        span, recording, ctx_token = _start(route, info, kwargs, http_client)
     if not recording and not info.is_callback:
         # sampled out: the span only carries context; no per-attempt bookkeeping
         try:
@@ -264,6 +249,23 @@ async def _traced(
             _report_callback(route, call, None, kwargs, end_ns)
     _end(span, ctx_token, end_ns)
     return result
+
+
+def _start(route: Any, info: RouteInfo, kwargs: dict[str, Any], http_client: Any) -> tuple[Span, bool, Any]:
+    """Start the CLIENT span and make it current with HTTP instrumentation suppressed:
+    ``(span, recording, context token)``; whatever part failed is left out (guarded)."""
+    span: Span = INVALID_SPAN
+    recording = False
+    ctx_token: Any = None
+    with guard("rest.start"):
+        span = _state.get_tracer().start_span(info.name, kind=SpanKind.CLIENT)
+        recording = span.is_recording()
+        if recording:
+            _start_attributes(span, route, info, kwargs, http_client)
+        ctx_token = otel_context.attach(
+            otel_context.set_value(_SUPPRESS_HTTP_KEY, True, trace.set_span_in_context(span))
+        )
+    return span, recording, ctx_token
 
 
 def _end(span: Span, ctx_token: Any, end_ns: int | None = None) -> None:
@@ -318,21 +320,18 @@ def _start_attributes(
             register_secret(bot_token, bot=True)
     base = getattr(route, "BASE", "") or ""
     url = getattr(route, "url", "") or ""
-    if not url.startswith(base):
-        base = url
-    host, port, _origin = server_of(base)
+    host, port, _origin = server_of(base if url.startswith(base) else url)
     attrs: dict[str, Any] = {
         A.HTTP_REQUEST_METHOD: info.method,
         A.URL_TEMPLATE: info.template,
         A.SERVER_ADDRESS: host,
-        A.URL_FULL: full_url(url, getattr(route, "BASE", "") or "", info, kwargs.get("params"), secrets),
+        A.URL_FULL: full_url(url, base, info, kwargs.get("params"), secrets),
     }
     if port is not None:
         attrs[A.SERVER_PORT] = port
     if info.webhook:
         attrs[A.DISCORD_REST_WEBHOOK] = True
     span.set_attributes(attrs)
-
 
 
 # --- the sync webhook adapter: see _rest_sync ---------------------------------------------------------

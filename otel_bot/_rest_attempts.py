@@ -124,7 +124,6 @@ def _wrap_json_or_text(original: Callable[..., Any]) -> Callable[..., Any]:
     return json_or_text
 
 
-
 def _finish(span: Span, call: _Call, exc: Exception | None, route: Any) -> None:
     attrs: dict[str, Any] = {}
     status = call.status
@@ -163,9 +162,7 @@ def _finish(span: Span, call: _Call, exc: Exception | None, route: Any) -> None:
             attrs[A.ERROR_TYPE] = str(status)
         else:
             attrs[A.ERROR_TYPE] = _privacy.error_type(exc)
-        _privacy.record_error(
-            span, exc, [getattr(route, "webhook_token", None)], status_limit=_privacy.MAX_STATUS_LENGTH
-        )
+        _privacy.record_error(span, exc, [getattr(route, "webhook_token", None)])
     elif status is not None and status >= 400:  # pragma: no cover - discord.py raises for these
         attrs[A.ERROR_TYPE] = str(status)
     span.set_attributes(attrs)

@@ -16,13 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
-
 from . import _state
 from ._guard import guard
-from ._rest import _SUPPRESS_HTTP_KEY, _Call, _end, _finish, _info_for, _roots_module, _start_attributes
+from ._rest import _Call, _end, _finish, _info_for, _roots_module, _start
 from ._routes import WEBHOOK, RouteInfo
 
 __all__ = ["wrap_sync_adapter_request"]
@@ -83,17 +79,7 @@ def _traced_sync(
         info = _info_for(route, WEBHOOK)
     if info is None:
         return original(self, *args, **kwargs)
-    span: Span = INVALID_SPAN
-    recording = False
-    ctx_token: Any = None
-    with guard("rest.start"):
-        span = _state.get_tracer().start_span(info.name, kind=SpanKind.CLIENT)
-        recording = span.is_recording()
-        if recording:
-            _start_attributes(span, route, info, kwargs, None)
-        ctx_token = otel_context.attach(
-            otel_context.set_value(_SUPPRESS_HTTP_KEY, True, trace.set_span_in_context(span))
-        )
+    span, recording, ctx_token = _start(route, info, kwargs, None)
     call = _Call(span, recording, True)
     if recording:
         if len(args) > 1:

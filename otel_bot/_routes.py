@@ -19,9 +19,8 @@ Four jobs, no discord.py import:
   ``/interactions/<id>/<token>``, ``Bot <token>``, bot-token and interaction-token shapes, secret
   query parameters). Every module that records exception text uses it.
 * :func:`exception_attributes` is the ``exception`` event's attributes with message and stack
-  trace redacted (a failing ``__str__`` gives ``<unprintable X object>``);
-  :func:`record_exception` is a deprecated alias of :func:`otel_bot._privacy.record_error`, the
-  one way otel_bot records an exception (redacted, encodable, bounded).
+  trace redacted (a failing ``__str__`` gives ``<unprintable X object>``), what
+  :func:`otel_bot._privacy.record_error` (the one way otel_bot records an exception) builds on.
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ __all__ = [
     "is_interaction_token",
     "looks_like_token",
     "note_interaction_token",
-    "record_exception",
     "redact",
     "register_secret",
     "route_info",
@@ -362,15 +360,3 @@ def exception_attributes(exc: BaseException, secrets: Iterable[str | None] = ())
         EXCEPTION_STACKTRACE: redact(stack, secrets),
     }
 
-
-def record_exception(
-    span: Any,
-    exc: BaseException,
-    secrets: Iterable[str | None] = (),
-    *,
-    status_limit: int | None = _privacy.MAX_STATUS_LENGTH,
-) -> str:
-    """Deprecated alias of :func:`otel_bot._privacy.record_error` (the one exception recorder):
-    the ``exception`` event and ERROR status with every token redacted, the text made encodable
-    and bounded; returns the status description."""
-    return _privacy.record_error(span, exc, secrets, status_limit=status_limit)
