@@ -35,6 +35,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from . import _attributes as A
 from . import _privacy, _state
 from ._dbspan import DbTracerProvider, QuerySpan, quiet, set_returned_rows
+from ._dbspan import db_enabled as _enabled
 from ._guard import guard
 from ._patching import Patch
 
@@ -92,13 +93,6 @@ def connection_attributes(connection: Any) -> dict[str, Any]:
         attrs[A.SERVER_ADDRESS] = addr
         attrs[A.NETWORK_TRANSPORT] = "unix"
     return attrs
-
-
-def _enabled() -> bool:
-    if _state.is_suppressed():
-        return False
-    settings = _state.settings()
-    return settings is None or settings.trace_db
 
 
 def _query_span(connection: Any, query: str | None, *, name: str = SYSTEM, prefix: str = "",
@@ -178,8 +172,10 @@ def _wrap_reset(original: Any) -> Any:
 
 
 def _wrap_cursor_exec(original: Any) -> Any:
+    # Resolved once, when the patch is applied (asyncpg.cursor is imported by then), not per round trip.
+    iterator_cls = _attr_of("cursor", "CursorIterator")()
+
     async def _exec(self: Any, n: int, timeout: Any) -> Any:
-        iterator_cls = _attr_of("cursor", "CursorIterator")()
         if not _enabled() or iterator_cls is None or not isinstance(self, iterator_cls):
             # Cursor.fetch / fetchrow / forward are traced by contrib, once per call.
             return await original(self, n, timeout)

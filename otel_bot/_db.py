@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from . import _asyncpg, _state
 from . import _attributes as A
-from ._dbspan import QuerySpan, set_returned_rows
+from ._dbspan import QuerySpan, db_enabled, set_returned_rows
 from ._patching import Patch
 
 logger = logging.getLogger("otel_bot")
@@ -199,13 +199,6 @@ def _sql_and_params(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[s
     return (sql if isinstance(sql, str) else None), params
 
 
-def _adapter_on() -> bool:
-    if _state.is_suppressed():
-        return False
-    settings = _state.settings()
-    return settings is None or settings.trace_db
-
-
 def _adapter_wrapper(func: Callable[..., Any], base: dict[str, Any], *, skip_self: bool) -> Callable[..., Any]:
     system = str(base[A.DB_SYSTEM_NAME])
 
@@ -220,7 +213,7 @@ def _adapter_wrapper(func: Callable[..., Any], base: dict[str, Any], *, skip_sel
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not _adapter_on():
+            if not db_enabled():
                 return await func(*args, **kwargs)
             with span_for(args, kwargs) as span:
                 result = await func(*args, **kwargs)
@@ -231,7 +224,7 @@ def _adapter_wrapper(func: Callable[..., Any], base: dict[str, Any], *, skip_sel
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not _adapter_on():
+        if not db_enabled():
             return func(*args, **kwargs)
         with span_for(args, kwargs) as span:
             result = func(*args, **kwargs)

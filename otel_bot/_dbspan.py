@@ -61,6 +61,15 @@ _MAX_QUERY_TEXT = 4096
 #: ``database`` opt-in mode: ``opentelemetry.semconv.schemas.Schemas.V1_25_0``).
 DB_SCHEMA_URL = "https://opentelemetry.io/schemas/1.25.0"
 
+def db_enabled() -> bool:
+    """Whether DB spans are wanted right now: not suppressed, and ``Settings.trace_db`` (on when
+    otel_bot is not instrumented). The first check of every otel_bot DB wrapper."""
+    if _state.is_suppressed():
+        return False
+    settings = _state.settings()
+    return settings is None or settings.trace_db
+
+
 # --- SQL summary ---------------------------------------------------------------------------------
 
 _LEADING_NOISE = re.compile(r"^(?:\s+|/\*.*?\*/|--[^\n]*(?:\n|$))+", re.S)
@@ -563,17 +572,25 @@ class QuerySpan:
         if span is None:
             return
         settings = self._settings
+        attrs, name, normalised, shown = self._describe(query, settings)
+        span.set_attributes(attrs)
+        span.update_name(name)
+        self.named = True
+        _count_repeat(normalised, span, settings, shown)
+
+    def _describe(self, query: str, settings: Any) -> tuple[dict[str, Any], str, str, str | None]:
+        """``(attributes, span name, normalised sanitised text, what a db.repeated_query event
+        shows when not that text)`` for the query text ``query``."""
         sanitized = sanitize_sql(query)
         operation, table, normalised = summarize(sanitized)
         raw = settings.capture_db_query_literals
-        span.set_attribute(A.DB_QUERY_TEXT, query if raw else sanitized)
+        attrs: dict[str, Any] = {A.DB_QUERY_TEXT: query if raw else sanitized}
         if operation:
-            span.set_attribute(A.DB_OPERATION_NAME, operation)
+            attrs[A.DB_OPERATION_NAME] = operation
         if table:
-            span.set_attribute(A.DB_COLLECTION_NAME, table)
-        span.update_name(span_name(operation, table, self._name, self._prefix))
-        self.named = True
-        _count_repeat(normalised, span, settings, summarize(query)[2] if raw else None)
+            attrs[A.DB_COLLECTION_NAME] = table
+        name = span_name(operation, table, self._name, self._prefix)
+        return attrs, name, normalised, (summarize(query)[2] if raw else None)
 
     def __enter__(self) -> Span:
         if quiet.get() or _in_query.get():
@@ -589,17 +606,8 @@ class QuerySpan:
             name = self._name
             query = attrs.get(A.DB_QUERY_TEXT)
             if isinstance(query, str):
-                sanitized = sanitize_sql(query)
-                operation, table, normalised = summarize(sanitized)
-                if settings.capture_db_query_literals:
-                    shown = summarize(query)[2]
-                else:
-                    attrs[A.DB_QUERY_TEXT] = sanitized
-                if operation:
-                    attrs[A.DB_OPERATION_NAME] = operation
-                if table:
-                    attrs[A.DB_COLLECTION_NAME] = table
-                name = span_name(operation, table, name, self._prefix)
+                found, name, normalised, shown = self._describe(query, settings)
+                attrs.update(found)
                 self.named = True
             elif self._prefix:
                 name = f"{self._prefix} {name}"

@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -22,6 +20,7 @@ from otel_bot import _asyncpg, _db, _dbspan, _guard, _patching, _state
 from otel_bot import _attributes as A
 from otel_bot._config import Settings
 from tests.helpers_faults import FAULTS, failing_provider, lenient
+from tests.helpers_patching import by_name, child_of, instrumenting, only, unit_root
 
 asyncpg = pytest.importorskip("asyncpg")
 
@@ -39,57 +38,11 @@ CONNECTION_KEYS = {
 @pytest.fixture
 def instrument_db(tracer_provider: TracerProvider) -> Iterator[Callable[..., Settings]]:
     """``instrument_db(**settings)``: what instrument_bot does for the DB module; undone after."""
-    undo: list[list[_patching.Applied]] = []
-
-    def undo_all() -> None:
-        _db.uninstrument()
-        while undo:
-            _patching.revert(undo.pop())
-        _state.deactivate()
-
-    def instrument(**options: Any) -> Settings:
-        undo_all()  # re-instrumenting with other settings starts from a clean slate
-        settings = Settings(tracer_provider=tracer_provider, **options)
-        _state.activate(settings)
-        undo.append(_patching.apply(_db.PATCHES))
-        _db.instrument(settings)
-        return settings
-
-    try:
+    with instrumenting(tracer_provider, _db.PATCHES, _db) as instrument:
         yield instrument
-    finally:
-        undo_all()
 
 
-@contextmanager
-def unit_root(name: str = "root") -> Iterator[_state.WorkUnit]:
-    """A SERVER root span with an empty parent and its unit of work, as the root helpers make."""
-    tracer = _state.get_tracer()
-    with tracer.start_as_current_span(name, context=otel_context.Context(), kind=SpanKind.SERVER) as span:
-        unit = _state.WorkUnit(span=span, flow=name, kind="interaction")
-        token = _state.current_unit.set(unit)
-        try:
-            yield unit
-        finally:
-            _state.current_unit.reset(token)
 
-
-def by_name(spans: Any, name: str) -> list[ReadableSpan]:
-    return [s for s in spans if s.name == name]
-
-
-def only(spans: Any, name: str) -> ReadableSpan:
-    found = by_name(spans, name)
-    assert len(found) == 1, [s.name for s in spans]
-    return found[0]
-
-
-def child_of(span: ReadableSpan, parent: ReadableSpan) -> bool:
-    return (
-        span.parent is not None
-        and span.parent.span_id == parent.context.span_id
-        and span.context.trace_id == parent.context.trace_id
-    )
 
 
 async def _setup_players(pool: Any, rows: int = 10) -> None:
@@ -97,6 +50,18 @@ async def _setup_players(pool: Any, rows: int = 10) -> None:
     await pool.executemany(
         "INSERT INTO players (id, name, mmr) VALUES ($1, $2, $3)", [(i, f"p{i}", 1000 + i) for i in range(rows)]
     )
+
+
+async def _players_pool(
+    instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter,
+    **pool_options: Any,
+) -> Any:
+    """Instrument with default settings, open a pool with the ``players`` table, clear the spans."""
+    instrument_db()
+    pool = await pg_pool_factory(**pool_options)
+    await _setup_players(pool)
+    span_exporter.clear()
+    return pool
 
 
 # --- SQL summary --------------------------------------------------------------------------------
@@ -134,10 +99,7 @@ def test_summarize(sql: str, operation: str, table: str | None) -> None:
 async def test_queries_are_children_of_the_root_with_stable_attributes(
     instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
 ) -> None:
-    instrument_db()
-    pool = await pg_pool_factory(min_size=1, max_size=2)
-    await _setup_players(pool)
-    span_exporter.clear()
+    pool = await _players_pool(instrument_db, pg_pool_factory, span_exporter, min_size=1, max_size=2)
     with unit_root() as unit:
         rows = await pool.fetch("SELECT id, name FROM players WHERE mmr > $1 ORDER BY id", 1004)
         name = await pool.fetchval("SELECT name FROM players WHERE id = $1", 3)
@@ -253,10 +215,7 @@ async def test_no_span_for_the_reset_query_on_release(
 async def test_n_plus_one_loop_puts_one_event_on_the_root(
     instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
 ) -> None:
-    instrument_db()
-    pool = await pg_pool_factory()
-    await _setup_players(pool)
-    span_exporter.clear()
+    pool = await _players_pool(instrument_db, pg_pool_factory, span_exporter)
     query = "SELECT name FROM players WHERE id = $1"
     with unit_root() as unit:
         for i in range(7):
@@ -315,10 +274,7 @@ async def test_slow_query_attribute_and_event(
 async def test_fetchmany_prepare_copy_and_cursor_round_trips(
     instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
 ) -> None:
-    instrument_db()
-    pool = await pg_pool_factory()
-    await _setup_players(pool)
-    span_exporter.clear()
+    pool = await _players_pool(instrument_db, pg_pool_factory, span_exporter)
     with unit_root():
         async with pool.acquire() as con:
             rows = await con.fetchmany("SELECT id FROM players WHERE id = $1", [(1,), (2,)])
@@ -947,10 +903,7 @@ def _exception_event(span: ReadableSpan) -> dict[str, Any]:
 async def test_f_string_query_text_is_sanitised_and_parameterised_unchanged(
     instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
 ) -> None:
-    instrument_db()
-    pool = await pg_pool_factory()
-    await _setup_players(pool)
-    span_exporter.clear()
+    pool = await _players_pool(instrument_db, pg_pool_factory, span_exporter)
     name, guild = "p3", 123456789012345678
     with unit_root():
         await pool.fetch(f"SELECT id, mmr FROM players WHERE name = '{name}' AND mmr > {guild % 7} -- by {guild}")
@@ -993,10 +946,7 @@ async def test_query_literals_only_when_opted_in(
 async def test_n_plus_one_with_f_string_literals_is_one_statement(
     instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
 ) -> None:
-    instrument_db()
-    pool = await pg_pool_factory()
-    await _setup_players(pool)
-    span_exporter.clear()
+    pool = await _players_pool(instrument_db, pg_pool_factory, span_exporter)
     with unit_root() as unit:
         for i in range(7):
             await pool.fetchval(f"SELECT name FROM players WHERE id = {i}")
@@ -1030,10 +980,7 @@ async def test_n_plus_one_with_f_string_literals_is_one_statement(
 async def test_db_error_message_quoting_input_is_scrubbed(
     instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
 ) -> None:
-    instrument_db()
-    pool = await pg_pool_factory()
-    await _setup_players(pool)
-    span_exporter.clear()
+    pool = await _players_pool(instrument_db, pg_pool_factory, span_exporter)
     value = "hunter2-secret"
     with unit_root():
         with pytest.raises(asyncpg.InvalidTextRepresentationError) as caught:
@@ -1064,10 +1011,7 @@ async def test_db_error_message_quoting_input_is_scrubbed(
 async def test_literals_sanitised_on_otel_bots_own_asyncpg_spans(
     instrument_db: Callable[..., Settings], pg_pool_factory: Any, span_exporter: InMemorySpanExporter
 ) -> None:
-    instrument_db()
-    pool = await pg_pool_factory()
-    await _setup_players(pool)
-    span_exporter.clear()
+    pool = await _players_pool(instrument_db, pg_pool_factory, span_exporter)
     with unit_root():
         async with pool.acquire() as con:
             await con.fetchmany("SELECT id FROM players WHERE id = $1 AND name <> 'x1'", [(1,), (2,)])

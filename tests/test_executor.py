@@ -12,7 +12,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from otel_bot import _attributes as A
 from otel_bot import _db, _executor, _guard, _patching, _state
 from otel_bot._config import Settings
 from tests.helpers_faults import FAULTS, failing_provider, lenient
+from tests.helpers_patching import child_of, instrumenting, only, unit_root
 
 THREAD_KEYS = {
     A.BOT_EXECUTOR_KIND,
@@ -41,48 +41,24 @@ THREAD_KEYS = {
 }
 
 
+class SqliteStore:
+    """A bot's own database layer over sqlite3 (each call its own in-memory connection)."""
+
+    def fetch_all(self, sql: str) -> list[Any]:
+        con = sqlite3.connect(":memory:")
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+
 @pytest.fixture
 def instrument_executor(tracer_provider: TracerProvider) -> Iterator[Callable[..., Settings]]:
-    applied: list[list[_patching.Applied]] = []
-
-    def instrument(**options: Any) -> Settings:
-        settings = Settings(tracer_provider=tracer_provider, **options)
-        _state.activate(settings)
-        applied.append(_patching.apply(_executor.PATCHES))
-        return settings
-
-    try:
+    with instrumenting(tracer_provider, _executor.PATCHES) as instrument:
         yield instrument
-    finally:
-        while applied:
-            _patching.revert(applied.pop())
-        _state.deactivate()
 
 
-@contextmanager
-def unit_root(name: str = "root") -> Iterator[_state.WorkUnit]:
-    tracer = _state.get_tracer()
-    with tracer.start_as_current_span(name, context=otel_context.Context(), kind=SpanKind.SERVER) as span:
-        unit = _state.WorkUnit(span=span, flow=name, kind="interaction")
-        token = _state.current_unit.set(unit)
-        try:
-            yield unit
-        finally:
-            _state.current_unit.reset(token)
 
-
-def only(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
-    found = [s for s in spans if s.name == name]
-    assert len(found) == 1, [s.name for s in spans]
-    return found[0]
-
-
-def child_of(span: ReadableSpan, parent: ReadableSpan) -> bool:
-    return (
-        span.parent is not None
-        and span.parent.span_id == parent.context.span_id
-        and span.context.trace_id == parent.context.trace_id
-    )
 
 
 def compute_mmr(rows: list[int], bonus: int = 0) -> int:
@@ -155,15 +131,7 @@ async def test_worker_sqlite_queries_nest_under_the_executor_span(
 ) -> None:
     instrument_executor()
 
-    class Store:
-        def fetch_all(self, sql: str) -> list[Any]:
-            con = sqlite3.connect(":memory:")
-            try:
-                return con.execute(sql).fetchall()
-            finally:
-                con.close()
-
-    store = _db.trace_db_adapter(Store(), system="sqlite")
+    store = _db.trace_db_adapter(SqliteStore(), system="sqlite")
 
     def job() -> list[Any]:
         return store.fetch_all("SELECT 1")
@@ -441,15 +409,7 @@ async def test_e2e_executor_spans_nest_under_the_interaction(
 
     instrumented(discord_bot)
 
-    class Store:
-        def fetch_all(self, sql: str) -> list[Any]:
-            con = sqlite3.connect(":memory:")
-            try:
-                return con.execute(sql).fetchall()
-            finally:
-                con.close()
-
-    store = _db.trace_db_adapter(Store(), system="sqlite")
+    store = _db.trace_db_adapter(SqliteStore(), system="sqlite")
 
     def load_ladder() -> int:
         return len(store.fetch_all("SELECT 1 UNION ALL SELECT 2"))

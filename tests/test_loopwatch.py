@@ -5,52 +5,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 
 from otel_bot import _attributes as A
 from otel_bot import _executor, _loopwatch, _patching, _state
 from otel_bot._config import Settings
+from tests.helpers_patching import instrumenting
+from tests.helpers_patching import unit_root as _unit_root
 
 
 @pytest.fixture
 def watch(tracer_provider: TracerProvider) -> Iterator[Callable[..., Settings]]:
-    applied: list[list[_patching.Applied]] = []
-
-    def instrument(**options: Any) -> Settings:
-        settings = Settings(tracer_provider=tracer_provider, **options)
-        _state.activate(settings)
-        applied.append(_patching.apply(_executor.PATCHES + _loopwatch.PATCHES))
-        _loopwatch.instrument(settings)
-        return settings
-
-    try:
+    with instrumenting(tracer_provider, _executor.PATCHES + _loopwatch.PATCHES, _loopwatch) as instrument:
         yield instrument
-    finally:
-        _loopwatch.uninstrument()
-        while applied:
-            _patching.revert(applied.pop())
-        _state.deactivate()
 
 
-@contextmanager
-def unit_root(name: str = "root") -> Iterator[_state.WorkUnit]:
-    tracer = _state.get_tracer()
-    with tracer.start_as_current_span(name, context=otel_context.Context(), kind=SpanKind.SERVER) as span:
-        unit = _state.WorkUnit(span=span, flow=name, kind="interaction")
-        token = _state.current_unit.set(unit)
-        try:
-            yield unit
-        finally:
-            _loopwatch.note_unit_ending(unit)  # what Root.end does
-            unit.ended = True
-            _state.current_unit.reset(token)
+def _end_unit(unit: _state.WorkUnit) -> None:
+    _loopwatch.note_unit_ending(unit)  # what Root.end does
+    unit.ended = True
+
+
+def unit_root(name: str = "root") -> AbstractContextManager[_state.WorkUnit]:
+    return _unit_root(name, before_end=_end_unit)
 
 
 async def blocking_handler(seconds: float) -> None:
