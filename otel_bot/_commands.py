@@ -106,16 +106,6 @@ def _wrap_invoke(original: Any) -> Any:
     return invoke
 
 
-def _wrap_dispatch_error(original: Any) -> Any:
-    async def dispatch_error(self: Any, ctx: Any, error: Any, /, *args: Any, **kwargs: Any) -> Any:
-        root = _roots.current_root()
-        if root is not None and isinstance(error, BaseException):
-            root.note_error(error)
-        return await original(self, ctx, error, *args, **kwargs)
-
-    return dispatch_error
-
-
 def _bot_base() -> Any:
     from discord.ext.commands.bot import BotBase
 
@@ -131,5 +121,5 @@ def _command() -> Any:
 PATCHES: tuple[Patch, ...] = (
     Patch(owner=_bot_base, name="invoke", wrap=_wrap_invoke, group="commands"),
     # Every command error (prefix, and hybrid invoked either way) passes through here.
-    Patch(owner=_command, name="dispatch_error", wrap=_wrap_dispatch_error, group="commands"),
+    Patch(owner=_command, name="dispatch_error", wrap=_roots.noting_error_arg, group="commands"),
 )

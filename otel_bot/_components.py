@@ -73,40 +73,29 @@ def _name_root(root: Root, name: str, attributes: dict[str, Any]) -> None:
         return
     root.unit.extra[NAMED_KEY] = True
     span = root.span
-    root.flow = name
     root.unit.flow = name
     if span.is_recording():
         span.update_name(_privacy.bound_name(name))
         _roots.set_attrs(span, attributes, root.settings)
 
 
-def _note_error_arg(original: Any) -> Any:
-    """``on_error(self, interaction, error, ...)``: note ``error`` on the current root."""
-
-    async def on_error(self: Any, interaction: Any, error: Any, *args: Any, **kwargs: Any) -> Any:
-        root = _roots.current_root()
-        if root is not None and isinstance(error, BaseException):
-            root.note_error(error)
-        return await original(self, interaction, error, *args, **kwargs)
-
-    return on_error
-
-
-def _note_callback_errors(original: Any) -> Any:
-    return _roots.noting_errors(original)
-
-
 # --- views -----------------------------------------------------------------------------------
+
+
+def _store_client(store: Any) -> Any:
+    """The client a ``ViewStore`` dispatches for (``None`` if it cannot be found)."""
+    state = getattr(store, "_state", None)
+    client = None
+    with guard("components.client"):
+        client = state._get_client() if state is not None else None
+    return client
 
 
 def _wrap_dispatch_view(original: Any) -> Any:
     def dispatch_view(
         self: Any, component_type: int, custom_id: str, interaction: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        state = getattr(self, "_state", None)
-        client = None
-        with guard("components.client"):
-            client = state._get_client() if state is not None else None
+        client = _store_client(self)
         settings = should_trace(client)
         if settings is None:
             return original(self, component_type, custom_id, interaction, *args, **kwargs)
@@ -149,7 +138,7 @@ def _wrap_dispatch_item(original: Any) -> Any:
                         A.DISCORD_COMPONENT_VIEW: type(self).__name__,
                     },
                 )
-                _roots.ensure_class_patch(type(self), "on_error", _note_error_arg)
+                _roots.ensure_class_patch(type(self), "on_error", _roots.noting_error_arg)
         return original(self, item, interaction, *args, **kwargs)
 
     return _dispatch_item
@@ -167,7 +156,7 @@ def _wrap_schedule_dynamic(original: Any) -> Any:
                 if isinstance(pattern, str):
                     attrs[A.DISCORD_COMPONENT_CUSTOM_ID_TEMPLATE] = pattern
                 _name_root(root, f"{_prefix(_values.as_int(component_type, 0))} {factory.__name__}", attrs)
-                _roots.ensure_class_patch(factory, "callback", _note_callback_errors)
+                _roots.ensure_class_patch(factory, "callback", _roots.noting_errors)
         return await original(self, component_type, factory, interaction, *args, **kwargs)
 
     return schedule_dynamic_item_call
@@ -178,10 +167,7 @@ def _wrap_schedule_dynamic(original: Any) -> Any:
 
 def _wrap_dispatch_modal(original: Any) -> Any:
     def dispatch_modal(self: Any, custom_id: str, interaction: Any, *args: Any, **kwargs: Any) -> Any:
-        state = getattr(self, "_state", None)
-        client = None
-        with guard("components.client"):
-            client = state._get_client() if state is not None else None
+        client = _store_client(self)
         settings = should_trace(client)
         if settings is None:
             return original(self, custom_id, interaction, *args, **kwargs)
@@ -194,7 +180,7 @@ def _wrap_dispatch_modal(original: Any) -> Any:
             if modal is not None:
                 name = f"modal {type(modal).__name__}"
                 attrs[A.DISCORD_MODAL] = type(modal).__name__
-                _roots.ensure_class_patch(type(modal), "on_error", _note_error_arg)
+                _roots.ensure_class_patch(type(modal), "on_error", _roots.noting_error_arg)
         root = start_interaction_root(interaction, client, settings, name=name, flow=name, attributes=attrs)
         with root.activated():
             try:

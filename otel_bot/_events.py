@@ -17,6 +17,7 @@ child span (kind INTERNAL) and the root waits for it.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from opentelemetry import trace
@@ -65,8 +66,6 @@ def _event_attributes(
         if created is not None:
             attrs[A.DISCORD_MESSAGE_CREATED_AT] = created
             if event_name == "on_message":
-                import time
-
                 attrs[A.DISCORD_GATEWAY_LAG_MS] = float(time.time_ns() / 1e6 - created)
         if settings.capture_message_content and isinstance(first.content, str):
             attrs[A.DISCORD_MESSAGE_CONTENT] = _values.bounded(first.content, settings)

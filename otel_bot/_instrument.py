@@ -72,10 +72,10 @@ def _modules() -> list[Any]:
     return found
 
 
-def patch_table() -> tuple[Patch, ...]:
+def patch_table(modules: list[Any] | None = None) -> tuple[Patch, ...]:
     """The one table: every module's ``PATCHES``, concatenated."""
     table: list[Patch] = []
-    for module in _modules():
+    for module in _modules() if modules is None else modules:
         table.extend(getattr(module, "PATCHES", ()))
     return tuple(table)
 
@@ -200,12 +200,9 @@ def _patch(settings: Settings) -> None:
     if _patched:
         return
     modules = _modules()
-    table: list[Patch] = []
-    for module in modules:
-        table.extend(getattr(module, "PATCHES", ()))
     enabled = _group_enabled(settings)
     try:
-        for patch in table:  # one at a time, so a failure reverts exactly what was applied
+        for patch in patch_table(modules):  # one at a time, so a failure reverts exactly what was applied
             _applied.extend(apply([patch], enabled))
     except BaseException:
         revert(_applied)

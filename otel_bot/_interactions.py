@@ -335,14 +335,6 @@ def _wrap_from_interaction(original: Any) -> Any:
     return _from_interaction
 
 
-def _note_errors(original: Any) -> Any:
-    return _roots.noting_errors(original)
-
-
-def _note_autocomplete_errors(original: Any) -> Any:
-    return _note_errors(original)
-
-
 def _tree() -> Any:
     from discord.app_commands import CommandTree
 
@@ -363,12 +355,10 @@ def _context_menu() -> Any:
 
 PATCHES: tuple[Patch, ...] = (
     Patch(owner=_tree, name="_from_interaction", wrap=_wrap_from_interaction, group="interactions"),
-    Patch(owner=_tree, name="_call", wrap=_note_errors, group="interactions"),
-    Patch(owner=_app_command, name="_invoke_with_namespace", wrap=_note_errors, group="interactions"),
-    Patch(
-        owner=_app_command, name="_invoke_autocomplete", wrap=_note_autocomplete_errors, group="interactions"
-    ),
-    Patch(owner=_context_menu, name="_invoke", wrap=_note_errors, group="interactions"),
+    Patch(owner=_tree, name="_call", wrap=_roots.noting_errors, group="interactions"),
+    Patch(owner=_app_command, name="_invoke_with_namespace", wrap=_roots.noting_errors, group="interactions"),
+    Patch(owner=_app_command, name="_invoke_autocomplete", wrap=_roots.noting_errors, group="interactions"),
+    Patch(owner=_context_menu, name="_invoke", wrap=_roots.noting_errors, group="interactions"),
 )
 
 

@@ -60,13 +60,18 @@ def _error_classes() -> tuple[list[tuple[tuple[type, ...], str]], tuple[type, ..
 _CLASSES: tuple[list[tuple[tuple[type, ...], str]], tuple[type, ...]] | None = None
 
 
-def unwrap(exc: BaseException) -> BaseException:
-    """The user's original exception inside discord.py's wrappers (CommandInvokeError,
-    HybridCommandError, app_commands.CommandInvokeError, ConversionError)."""
+def _classes() -> tuple[list[tuple[tuple[type, ...], str]], tuple[type, ...]]:
+    """:func:`_error_classes`, built on first use (discord.py is imported lazily)."""
     global _CLASSES
     if _CLASSES is None:
         _CLASSES = _error_classes()
-    wrappers = _CLASSES[1]
+    return _CLASSES
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The user's original exception inside discord.py's wrappers (CommandInvokeError,
+    HybridCommandError, app_commands.CommandInvokeError, ConversionError)."""
+    wrappers = _classes()[1]
     seen = 0
     while isinstance(exc, wrappers) and seen < 8:
         inner = getattr(exc, "original", None)
@@ -79,15 +84,12 @@ def unwrap(exc: BaseException) -> BaseException:
 
 def classify(exc: BaseException) -> tuple[str, BaseException]:
     """(outcome, the exception to record). Outcomes other than ``error`` are not failures."""
-    global _CLASSES
     if isinstance(exc, asyncio.CancelledError):
         return OUTCOME_CANCELLED, exc
     original = unwrap(exc)
     if isinstance(original, asyncio.CancelledError):
         return OUTCOME_CANCELLED, original
-    if _CLASSES is None:
-        _CLASSES = _error_classes()
-    for types, outcome in _CLASSES[0]:
+    for types, outcome in _classes()[0]:
         if types and isinstance(original, types):
             return outcome, original
     return OUTCOME_ERROR, original

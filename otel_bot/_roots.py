@@ -30,9 +30,10 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
 from . import _attributes as A
-from . import _loopwatch, _outcomes, _privacy, _state
+from . import _loopwatch, _outcomes, _privacy, _sla, _state
 from ._config import Settings
 from ._guard import guard
+from ._patching import Patch, apply, original_of, revert
 
 ROOT_KEY = "otel_bot.root"
 
@@ -79,11 +80,6 @@ def client_enabled(client: Any) -> bool:
 def any_enabled() -> bool:
     """True when any client is instrumented (for work not tied to a client: task loops)."""
     return FLAGS.all_clients or len(CLIENTS) > 0
-
-
-def active_settings() -> Settings | None:
-    """The settings to trace with, or ``None`` when nothing is instrumented."""
-    return _state.settings()
 
 
 # --- the task factory that counts a root's tasks -------------------------------------------
@@ -162,9 +158,7 @@ class Root:
         "__weakref__",
         "_timer",
         "client",
-        "error",
         "finalizers",
-        "flow",
         "holds",
         "outcome",
         "settings",
@@ -188,10 +182,8 @@ class Root:
         self.settings = settings
         self.source = source
         self.client = client
-        self.flow = unit.flow
         self.holds = 1  # the dispatch itself
         self.outcome: str | None = None
-        self.error: BaseException | None = None
         self.finalizers: list[Finalizer] = []
         self.track_outcome = track_outcome
         self._timer: asyncio.TimerHandle | None = None
@@ -254,7 +246,6 @@ class Root:
             if outcome == _outcomes.OUTCOME_CANCELLED:
                 return
             if outcome == _outcomes.OUTCOME_ERROR:
-                self.error = original
                 _privacy.record_error(span, original)  # redacted, bounded, encodable
                 return
             span.add_event(
@@ -291,19 +282,9 @@ class Root:
             with guard("roots.end"):
                 if self.track_outcome:
                     span.set_attribute(A.DISCORD_COMMAND_OUTCOME, self.outcome or _outcomes.OUTCOME_SUCCESS)
-                _evaluate(span, self.flow, (end_ns - self.unit.start_ns) / 1e6, self.settings)
+                _sla.evaluate(span, self.unit.flow, (end_ns - self.unit.start_ns) / 1e6, self.settings)
         self.unit.ended = True
         span.end(end_time=end_ns)
-
-
-def _evaluate(span: Span, flow: str, duration_ms: float, settings: Settings) -> None:
-    try:
-        from . import _sla
-    except ImportError:  # pragma: no cover - the flow helper is part of the package
-        return
-    evaluate = getattr(_sla, "evaluate", None)
-    if evaluate is not None:
-        evaluate(span, flow, duration_ms, settings)
 
 
 def noting_errors(original: Any) -> Any:
@@ -319,6 +300,20 @@ def noting_errors(original: Any) -> Any:
             if root is not None:
                 root.note_error(exc)
             raise
+
+    return wrapper
+
+
+def noting_error_arg(original: Any) -> Any:
+    """Wrap an error handler called as ``(self, source, error, ...)`` (``Command.dispatch_error``,
+    ``View.on_error``, ``Modal.on_error``): note ``error`` on the current root, then run it."""
+
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        error = args[1] if len(args) > 1 else kwargs.get("error")
+        root = current_root()
+        if root is not None and isinstance(error, BaseException):
+            root.note_error(error)
+        return await original(self, *args, **kwargs)
 
     return wrapper
 
@@ -431,8 +426,6 @@ def ensure_class_patch(cls: type, name: str, wrap: Callable[[Any], Any]) -> None
     seen = _lazy_seen.get(cls)
     if seen is not None and name in seen:
         return
-    from ._patching import Patch, apply, original_of
-
     for klass in getattr(cls, "__mro__", ()):
         raw = vars(klass).get(name)
         if raw is None:
@@ -451,7 +444,5 @@ def _constant(value: Any) -> Callable[[], Any]:
 
 
 def revert_lazy() -> None:
-    from ._patching import revert
-
     revert(LAZY_APPLIED)
     _lazy_seen.clear()

@@ -27,23 +27,20 @@ except ImportError:  # pragma: no cover - very old API
 INSTRUMENTATION_NAME = "otel_bot"
 
 _settings: Settings | None = None
-_tracer: Tracer | None = None
-_tracer_provider: Any = None
+_tracer: Tracer | None = None  # built from _settings' tracer_provider on first use
 
 
 def activate(settings: Settings) -> None:
     """Make ``settings`` the active ones (called by instrument_bot / the instrumentor)."""
-    global _settings, _tracer, _tracer_provider
+    global _settings, _tracer
     _settings = settings
-    _tracer_provider = settings.tracer_provider
     _tracer = None
 
 
 def deactivate() -> None:
-    global _settings, _tracer, _tracer_provider
+    global _settings, _tracer
     _settings = None
     _tracer = None
-    _tracer_provider = None
 
 
 def settings() -> Settings | None:
@@ -62,7 +59,8 @@ def get_tracer() -> Tracer:
     if tracer is None:
         from ._version import __version__
 
-        tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__, tracer_provider=_tracer_provider)
+        provider = _settings.tracer_provider if _settings is not None else None
+        tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__, tracer_provider=provider)
         _tracer = tracer
     return tracer
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import _privacy
 from ._config import Settings
 
 #: Discord's epoch (2015-01-01T00:00:00Z) in Unix ms; a snowflake's top 42 bits count from it.
@@ -55,16 +56,12 @@ def user_id_value(user_id: Any, settings: Settings) -> str | None:
     """A user id as written to telemetry: ``None`` when capture is off, an HMAC-SHA256 hex digest
     when ``user_id_hmac_key`` is set, else the id as a string (the one transform:
     :func:`otel_bot._privacy.hash_user_id`)."""
-    from ._privacy import hash_user_id
-
-    return hash_user_id(user_id, settings)
+    return _privacy.hash_user_id(user_id, settings)
 
 
 def bounded(text: str, settings: Settings) -> str:
     """User text cut to ``Settings.max_attribute_length`` characters and made encodable."""
-    from ._privacy import bound_value
-
-    value = bound_value(str(text), settings)
+    value = _privacy.bound_value(str(text), settings)
     return value if isinstance(value, str) else str(value)
 
 
