@@ -12,7 +12,8 @@ Nothing here ever raises into the bot: our own bookkeeping runs under :func:`ote
 and a user's exception passes through untouched (recorded on the span, status ERROR).
 
 This module holds checkpoint() / measure(); FlowTracker lives in :mod:`otel_bot._flowtracker` and
-the shared value/span helpers in :mod:`otel_bot._flowcommon` (both re-exported here).
+the shared value/span helpers in :mod:`otel_bot._flowcommon` (FlowTracker and FlowCheckpoint
+are re-exported here).
 """
 
 from __future__ import annotations
@@ -33,17 +34,8 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from . import _attributes as A
 from . import _state
 from ._flowcommon import _is_noop, _parent_context, _record_error, clean_attributes
+from ._flowtracker import FlowCheckpoint, FlowTracker
 from ._guard import guard
-
-# Defined here before the split into _flowcommon / _flowtracker, and imported from here.
-from ._flowcommon import _cut as _cut  # isort: skip
-from ._flowcommon import _user_id_value as _user_id_value  # isort: skip
-from ._flowcommon import clean_value as clean_value  # isort: skip
-from ._flowtracker import CLOSE_SUFFIXES as CLOSE_SUFFIXES  # isort: skip
-from ._flowtracker import ERROR_STATUSES as ERROR_STATUSES  # isort: skip
-from ._flowtracker import OPEN_SUFFIXES as OPEN_SUFFIXES  # isort: skip
-from ._flowtracker import FlowCheckpoint, FlowTracker  # isort: skip
-from ._flowtracker import iter_open_steps as iter_open_steps  # isort: skip
 
 __all__ = [
     "FlowCheckpoint",
@@ -155,18 +147,16 @@ class _Timed:
 
     # context manager ---------------------------------------------------------------------------
     def _enter(self) -> _Entry | None:
-        if not self._is_measure and (_state.is_suppressed() or _is_noop(_state.get_tracer())):
+        tracer = None if _state.is_suppressed() else _state.get_tracer()
+        off = tracer is None or _is_noop(tracer)
+        if off and not self._is_measure:
             # The off path: a checkpoint that records nothing needs no clock and no entry.
             _OPEN.set((*_OPEN.get(), (self, None)))
             return None
         name = self._name or "checkpoint"
         m = Measurement(name=name, _perf_start=time.perf_counter_ns(), start_ns=time.time_ns())
         entry = _Entry(span=INVALID_SPAN, token=None, measurement=m)
-        if _state.is_suppressed():
-            self._push(entry)
-            return entry
-        tracer = _state.get_tracer()
-        if _is_noop(tracer):  # tracing off: time it, record nothing
+        if tracer is None or off:  # suppressed or tracing off: a measure is timed, nothing recorded
             self._push(entry)
             return entry
         with guard("flow.checkpoint.start"):

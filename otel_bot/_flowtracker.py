@@ -2,7 +2,8 @@
 checkpoints as nested child spans, and ``complete(status)`` applying thresholds and severity.
 
 A drop-in for the hand-rolled tracker (see :class:`FlowTracker`); the single-step spans
-``checkpoint()`` / ``measure()`` are in :mod:`otel_bot._flow`, which re-exports everything here.
+``checkpoint()`` / ``measure()`` are in :mod:`otel_bot._flow`, which re-exports FlowTracker and
+FlowCheckpoint.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
@@ -40,7 +41,6 @@ _EDGE = re.compile(
     r"^(?P<base>.+?)[_.\-: ](?P<edge>" + "|".join(OPEN_SUFFIXES + CLOSE_SUFFIXES) + r")$",
     re.IGNORECASE,
 )
-
 
 
 # --- FlowTracker ------------------------------------------------------------------------------------
@@ -429,9 +429,3 @@ def _detach(token: object, span: Span, owner: tuple[int, int]) -> None:
     if owner != _owner() or trace.get_current_span() is not span:
         return
     otel_context.detach(token)  # type: ignore[arg-type]
-
-
-def iter_open_steps(flow: FlowTracker) -> Iterator[str]:  # pragma: no cover - debugging aid
-    """The open steps of ``flow``, innermost first."""
-    for step in reversed(flow._steps):
-        yield step.base

@@ -270,17 +270,11 @@ def _otlp_exporter(
             raise ImportError(
                 "the OTLP gRPC exporter is missing: pip install opentelemetry-exporter-otlp-proto-grpc"
             ) from exc
-        grpc_compression = {
-            None: None,
-            "none": grpc.Compression.NoCompression,
-            "gzip": grpc.Compression.Gzip,
-            "deflate": grpc.Compression.Deflate,
-        }[compression]
         return GrpcExporter(
             endpoint=endpoint,
             headers=headers or None,
             timeout=timeout_s,
-            compression=grpc_compression,
+            compression=_compression_member(grpc.Compression, compression),
         )
     try:
         from opentelemetry.exporter.otlp.proto.http import Compression
@@ -289,15 +283,20 @@ def _otlp_exporter(
         raise ImportError(
             "the OTLP HTTP exporter is missing: pip install opentelemetry-exporter-otlp-proto-http"
         ) from exc
-    http_compression = {
-        None: None,
-        "none": Compression.NoCompression,
-        "gzip": Compression.Gzip,
-        "deflate": Compression.Deflate,
-    }[compression]
     return HttpExporter(
-        endpoint=endpoint, headers=headers or None, timeout=timeout_s, compression=http_compression
+        endpoint=endpoint,
+        headers=headers or None,
+        timeout=timeout_s,
+        compression=_compression_member(Compression, compression),
     )
+
+
+def _compression_member(enum: Any, compression: str | None) -> Any:
+    """The member of an exporter's compression enum (gRPC's and HTTP's share member names) for a
+    name :func:`_resolve_compression` accepted; ``None`` stays ``None``."""
+    if compression is None:
+        return None
+    return {"none": enum.NoCompression, "gzip": enum.Gzip, "deflate": enum.Deflate}[compression]
 
 
 __all__ = ["EXPORTERS", "PROTOCOLS", "SAMPLERS"]

@@ -27,7 +27,8 @@ second call can take effect for code that already holds a tracer.
 
 Layout: this module holds the entry point; the counting pipeline and :func:`export_stats` are in
 :mod:`otel_bot._export`, OTEL_* parsing and exporter construction in :mod:`otel_bot._otel_env`,
-flushing / atexit / SIGTERM in :mod:`otel_bot._shutdown` (all re-exported here).
+flushing / atexit / SIGTERM in :mod:`otel_bot._shutdown` (:func:`export_stats`, :func:`flush`
+and :func:`flush_async` are re-exported here).
 """
 
 from __future__ import annotations
@@ -45,27 +46,22 @@ from . import _export, _shutdown
 from ._export import (
     DEFAULT_EXPORT_TIMEOUT_MILLIS,
     DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_SCHEDULE_DELAY_MILLIS,
+    DEFAULT_SHUTDOWN_TIMEOUT_S,
+    ExportStats,
     _config_lock,
     _CountingBatchSpanProcessor,
     _Provider,
+    export_stats,
 )
 from ._otel_env import _build_exporters, _env, _int_setting, _resolve_resource, _resolve_sampler
 from ._shutdown import _install_exit_hooks, _run_bounded
 
-# Defined here before the split into _export / _otel_env / _shutdown, and imported from here.
-from ._export import DEFAULT_MAX_QUEUE_SIZE as DEFAULT_MAX_QUEUE_SIZE  # isort: skip
-from ._export import DEFAULT_SHUTDOWN_TIMEOUT_S as DEFAULT_SHUTDOWN_TIMEOUT_S  # isort: skip
-from ._export import WARN_INTERVAL_S as WARN_INTERVAL_S  # isort: skip
-from ._export import ExportStats as ExportStats  # isort: skip
-from ._export import export_stats as export_stats  # isort: skip
-from ._otel_env import EXPORTERS as EXPORTERS  # isort: skip
-from ._otel_env import PROTOCOLS as PROTOCOLS  # isort: skip
-from ._otel_env import SAMPLERS as SAMPLERS  # isort: skip
+# Defined here before the split into _export / _shutdown; tests import them from here.
 from ._shutdown import _reset_for_tests as _reset_for_tests  # isort: skip
 from ._shutdown import flush as flush  # isort: skip
 from ._shutdown import flush_async as flush_async  # isort: skip
-from ._shutdown import shutdown as shutdown  # isort: skip
 
 logger = logging.getLogger("otel_bot")
 
@@ -235,7 +231,6 @@ def configure_tracing(
     return provider
 
 
-
 __all__ = [
     "DEFAULT_MAX_QUEUE_SIZE",
     "ExportStats",
@@ -243,5 +238,4 @@ __all__ = [
     "export_stats",
     "flush",
     "flush_async",
-    "shutdown",
 ]

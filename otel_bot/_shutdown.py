@@ -172,5 +172,4 @@ def _install_exit_hooks(handle_sigterm: bool) -> None:
         _sigterm_installed = True
 
 
-
 __all__ = ["flush", "flush_async", "shutdown"]

@@ -234,8 +234,8 @@ class WaterfallProcessor(SpanProcessor):
                         tr.root_ended_at = self._clock()
                 if tr.root is not None and not tr.open:
                     ready.append(self._pop(ctx.trace_id))
-                ready.extend(self._sweep_locked())
-                schedule = any(t.root is not None for t in self._traces.values())
+                swept, schedule = self._sweep_locked()
+                ready.extend(swept)
             for t in ready:
                 self._emit(t.spans, t.root, t.dropped)
             if schedule and self.timer:
@@ -246,7 +246,7 @@ class WaterfallProcessor(SpanProcessor):
         ready: list[_Trace] = []
         with guard("waterfall.sweep"):
             with self._lock:
-                ready = self._sweep_locked()
+                ready, _ = self._sweep_locked()
             for t in ready:
                 self._emit(t.spans, t.root, t.dropped)
         return len(ready)
@@ -305,9 +305,12 @@ class WaterfallProcessor(SpanProcessor):
         while len(self._done) > 4 * self.max_traces:
             self._done.popitem(last=False)
 
-    def _sweep_locked(self) -> list[_Trace]:
+    def _sweep_locked(self) -> tuple[list[_Trace], bool]:
+        """Pop the traces whose grace ran out, evict stale orphans; also whether a trace whose
+        root ended is still waiting (one pass over the buffer, on every span end)."""
         now = self._clock()
         ready: list[_Trace] = []
+        waiting = False
         for tid in list(self._traces):
             tr = self._traces[tid]
             if tr.root is not None and tr.root_ended_at is not None and now - tr.root_ended_at >= self.grace_s:
@@ -316,7 +319,9 @@ class WaterfallProcessor(SpanProcessor):
                 self._traces.pop(tid)
                 self._remember(tid)
                 self.evicted += 1
-        return ready
+            elif tr.root is not None:
+                waiting = True
+        return ready, waiting
 
     def _schedule(self) -> None:
         """Make sure a waiting root prints after its grace even if no other span ends."""
