@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from otel_bot import _attributes as A
 from otel_bot import _guard, _privacy, _state
-from otel_bot._config import Settings
+from otel_bot._config import Settings, SeverityBounds
 from otel_bot._flow import FlowTracker, checkpoint
 from otel_bot._summary import LOGGER_NAME, WaterfallProcessor, format_trace, wants_ascii
 from tests.helpers_roots import instrumented  # noqa: F401  (fixture)
@@ -398,7 +398,9 @@ def test_real_spans_from_flow_and_checkpoints(captured: tuple[logging.Logger, Li
     proc = WaterfallProcessor(logger=log, ascii=True, timer=False)
     provider.add_span_processor(proc)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _state.activate(Settings(tracer_provider=provider, thresholds={"report": 0}))
+    # FAST up to a minute, so the header does not depend on how busy the machine is.
+    minute = SeverityBounds(fast_ms=60_000, ok_ms=60_000, slow_ms=60_000, critical_ms=60_000)
+    _state.activate(Settings(tracer_provider=provider, thresholds={"report": 0}, severity_bounds=minute))
     try:
         flow = FlowTracker("report")
         with checkpoint("load"):
