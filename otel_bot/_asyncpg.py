@@ -37,7 +37,7 @@ from . import _privacy, _state
 from ._dbspan import DbTracerProvider, QuerySpan, quiet, set_returned_rows
 from ._dbspan import db_enabled as _enabled
 from ._guard import guard
-from ._patching import Patch
+from ._patching import Patch, attr_owner
 
 logger = logging.getLogger("otel_bot")
 
@@ -50,23 +50,8 @@ _iterator_anext: Any = None  # contrib's per-row CursorIterator.__anext__ wrappe
 _took_over = False  # contrib was instrumented by someone else before us
 
 
-def _asyncpg_module(name: str) -> Callable[[], Any]:
-    def owner() -> Any:
-        try:
-            module = __import__(f"asyncpg.{name}", fromlist=["_"])
-        except ImportError:
-            return None
-        return module
-
-    return owner
-
-
 def _attr_of(module: str, cls: str) -> Callable[[], Any]:
-    def owner() -> Any:
-        mod = _asyncpg_module(module)()
-        return getattr(mod, cls, None) if mod is not None else None
-
-    return owner
+    return attr_owner(f"asyncpg.{module}", cls)
 
 
 def _contrib_module() -> Any:

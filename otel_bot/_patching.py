@@ -7,6 +7,7 @@ them into the one table that drives both patching and unpatching, so the two nev
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,30 @@ def _raw(owner: Any, name: str) -> Any:
         if name in d:
             return d[name]
     return getattr(owner, name)
+
+
+def module_owner(name: str) -> Callable[[], Any]:
+    """A ``Patch.owner`` for module ``name``: the module, or ``None`` when it cannot be imported
+    (an optional dependency that is not installed, a module this discord.py lacks)."""
+
+    def owner() -> Any:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            return None
+
+    return owner
+
+
+def attr_owner(module: str, name: str) -> Callable[[], Any]:
+    """A ``Patch.owner`` for ``module.name`` (usually a class), or ``None`` when either is missing."""
+    resolve = module_owner(module)
+
+    def owner() -> Any:
+        mod = resolve()
+        return getattr(mod, name, None) if mod is not None else None
+
+    return owner
 
 
 def apply(patches: Iterable[Patch], enabled: Callable[[str], bool] = lambda g: True) -> list[Applied]:

@@ -103,7 +103,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from . import _attributes as A
 from . import _state
 from ._guard import guard
-from ._patching import Patch
+from ._patching import Patch, attr_owner, module_owner
 from ._rest_attempts import _as_int, _Call, _current, _discord_code, _finish, _wrap_json_or_text
 from ._routes import (
     HTTP,
@@ -413,40 +413,28 @@ def _callback_type(kwargs: dict[str, Any]) -> int | None:
 # --- the patch table -------------------------------------------------------------------------------
 
 
-def _module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def _attr(module: str, name: str) -> Any:
-    mod = _module(module)
-    return getattr(mod, name, None) if mod is not None else None
-
-
 PATCHES: tuple[Patch, ...] = (
-    Patch(owner=lambda: _module("discord.http"), name="json_or_text", wrap=_wrap_json_or_text, group="rest"),
+    Patch(owner=module_owner("discord.http"), name="json_or_text", wrap=_wrap_json_or_text, group="rest"),
     Patch(
-        owner=lambda: _module("discord.webhook.async_"),
+        owner=module_owner("discord.webhook.async_"),
         name="json_or_text",
         wrap=_wrap_json_or_text,
         group="rest",
     ),
     Patch(
-        owner=lambda: _attr("discord.http", "HTTPClient"),
+        owner=attr_owner("discord.http", "HTTPClient"),
         name="request",
         wrap=_wrap_http_request,
         group="rest",
     ),
     Patch(
-        owner=lambda: _attr("discord.webhook.async_", "AsyncWebhookAdapter"),
+        owner=attr_owner("discord.webhook.async_", "AsyncWebhookAdapter"),
         name="request",
         wrap=_wrap_adapter_request,
         group="rest",
     ),
     Patch(
-        owner=lambda: _attr("discord.webhook.sync", "WebhookAdapter"),
+        owner=attr_owner("discord.webhook.sync", "WebhookAdapter"),
         name="request",
         wrap=_wrap_sync_adapter_request,
         group="rest",
